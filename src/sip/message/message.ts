@@ -1,0 +1,276 @@
+/**
+ * SIP request and response objects. The header list is the source of truth
+ * for what goes back on the wire; parsed views (Via list, CSeq, From/To...)
+ * are computed on demand and cached until the header they come from changes.
+ * Via, Route and Record-Route hold one value per entry (split at parse time)
+ * because proxies push and pop single values (RFC 3261 §16.6, §16.7).
+ */
+import { SipError } from './errors.js';
+import { displayName, canonicalName } from './header-names.js';
+import { splitCommaList } from './grammar.js';
+import { NameAddr, parseNameAddr } from './name-addr.js';
+import { SipUri } from './uri.js';
+import { Via, parseVia } from './via.js';
+
+export interface HeaderField {
+  /** Lower-case long name (compact forms expanded). */
+  readonly name: string;
+  readonly value: string;
+  /** Name as received, kept for headers we do not know so they are forwarded as written. */
+  readonly wireName?: string;
+}
+
+export interface CSeq {
+  readonly seq: number;
+  readonly method: string;
+}
+
+export type TransportName = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+
+/** Where a message came from; set by the transport layer. */
+export interface MessageSource {
+  readonly transport: TransportName;
+  readonly address: string;
+  readonly port: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Set for connection-oriented transports. */
+  readonly connectionId?: string;
+}
+
+export const KNOWN_METHODS = new Set([
+  'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY',
+  'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE',
+]);
+
+export abstract class SipMessage {
+  headers: HeaderField[];
+  body: Buffer;
+  source: MessageSource | undefined;
+  private viaCache: Via[] | undefined;
+  private fromCache: NameAddr | undefined;
+  private toCache: NameAddr | undefined;
+  private cseqCache: CSeq | undefined;
+
+  protected constructor(headers: HeaderField[], body: Buffer) {
+    this.headers = headers;
+    this.body = body;
+  }
+
+  abstract get isRequest(): boolean;
+  abstract startLine(): string;
+
+  get(name: string): string | undefined {
+    const n = canonicalName(name);
+    for (const h of this.headers) if (h.name === n) return h.value;
+    return undefined;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** Every entry of the header, as separate rows were received (Via/Route/Record-Route already one value per row). */
+  getAll(name: string): string[] {
+    const n = canonicalName(name);
+    const out: string[] = [];
+    for (const h of this.headers) if (h.name === n) out.push(h.value);
+    return out;
+  }
+
+  /** Every value of a comma-list header, across rows. */
+  getList(name: string): string[] {
+    const out: string[] = [];
+    for (const v of this.getAll(name)) for (const e of splitCommaList(v)) if (e.length > 0) out.push(e);
+    return out;
+  }
+
+  /** Replaces every row of `name` with one row holding `value`, at the position of the first. */
+  set(name: string, value: string): this {
+    const n = canonicalName(name);
+    const idx = this.headers.findIndex((h) => h.name === n);
+    const field = { name: n, value };
+    if (idx < 0) this.headers.push(field);
+    else this.headers = [...this.headers.slice(0, idx), field, ...this.headers.slice(idx + 1).filter((h) => h.name !== n)];
+    this.invalidate(n);
+    return this;
+  }
+
+  append(name: string, value: string): this {
+    const n = canonicalName(name);
+    this.headers.push({ name: n, value });
+    this.invalidate(n);
+    return this;
+  }
+
+  /** Inserts before the first row of the same header, or at the top. */
+  prepend(name: string, value: string): this {
+    const n = canonicalName(name);
+    const idx = this.headers.findIndex((h) => h.name === n);
+    this.headers.splice(idx < 0 ? 0 : idx, 0, { name: n, value });
+    this.invalidate(n);
+    return this;
+  }
+
+  remove(name: string): this {
+    const n = canonicalName(name);
+    this.headers = this.headers.filter((h) => h.name !== n);
+    this.invalidate(n);
+    return this;
+  }
+
+  /** Removes and returns the first row of a header. */
+  removeFirst(name: string): string | undefined {
+    const n = canonicalName(name);
+    const idx = this.headers.findIndex((h) => h.name === n);
+    if (idx < 0) return undefined;
+    const [h] = this.headers.splice(idx, 1);
+    this.invalidate(n);
+    return h?.value;
+  }
+
+  private invalidate(n: string): void {
+    if (n === 'via') this.viaCache = undefined;
+    else if (n === 'from') this.fromCache = undefined;
+    else if (n === 'to') this.toCache = undefined;
+    else if (n === 'cseq') this.cseqCache = undefined;
+  }
+
+  get vias(): Via[] {
+    if (!this.viaCache) this.viaCache = this.getAll('via').map(parseVia);
+    return this.viaCache;
+  }
+
+  get topVia(): Via {
+    const v = this.vias[0];
+    if (!v) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Via header');
+    return v;
+  }
+
+  get callId(): string {
+    const v = this.get('call-id');
+    if (v === undefined) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Call-ID header');
+    return v;
+  }
+
+  get cseq(): CSeq {
+    if (!this.cseqCache) {
+      const v = this.get('cseq');
+      if (v === undefined) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing CSeq header');
+      this.cseqCache = parseCSeq(v);
+    }
+    return this.cseqCache;
+  }
+
+  get from(): NameAddr {
+    if (!this.fromCache) {
+      const v = this.get('from');
+      if (v === undefined) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing From header');
+      this.fromCache = parseNameAddr(v, 'From');
+    }
+    return this.fromCache;
+  }
+
+  get to(): NameAddr {
+    if (!this.toCache) {
+      const v = this.get('to');
+      if (v === undefined) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing To header');
+      this.toCache = parseNameAddr(v, 'To');
+    }
+    return this.toCache;
+  }
+
+  /** Serialises the message; Content-Length is always computed from the body. */
+  toBuffer(): Buffer {
+    let head = this.startLine() + '\r\n';
+    for (const h of this.headers) {
+      if (h.name === 'content-length') continue;
+      head += `${h.wireName ?? displayName(h.name)}: ${h.value}\r\n`;
+    }
+    head += `Content-Length: ${this.body.length}\r\n\r\n`;
+    if (this.body.length === 0) return Buffer.from(head, 'utf8');
+    return Buffer.concat([Buffer.from(head, 'utf8'), this.body]);
+  }
+
+  toString(): string {
+    return this.toBuffer().toString('utf8');
+  }
+}
+
+export class SipRequest extends SipMessage {
+  method: string;
+  uri: SipUri;
+
+  constructor(method: string, uri: SipUri, headers: HeaderField[] = [], body: Buffer = EMPTY) {
+    super(headers, body);
+    this.method = method;
+    this.uri = uri;
+  }
+
+  get isRequest(): true {
+    return true;
+  }
+
+  startLine(): string {
+    return `${this.method} ${this.uri.toString()} SIP/2.0`;
+  }
+
+  /** Max-Forwards value, or undefined when absent. */
+  get maxForwards(): number | undefined {
+    const v = this.get('max-forwards');
+    return v === undefined ? undefined : parseMaxForwards(v);
+  }
+
+  /** A copy sharing the body (which is never mutated in place). §16.6 step 1: "Make a copy of the received request". */
+  clone(): SipRequest {
+    const r = new SipRequest(this.method, this.uri, this.headers.slice(), this.body);
+    r.source = this.source;
+    return r;
+  }
+}
+
+export class SipResponse extends SipMessage {
+  status: number;
+  reason: string;
+
+  constructor(status: number, reason: string, headers: HeaderField[] = [], body: Buffer = EMPTY) {
+    super(headers, body);
+    this.status = status;
+    this.reason = reason;
+  }
+
+  get isRequest(): false {
+    return false;
+  }
+
+  startLine(): string {
+    return `SIP/2.0 ${this.status} ${this.reason}`;
+  }
+
+  clone(): SipResponse {
+    const r = new SipResponse(this.status, this.reason, this.headers.slice(), this.body);
+    r.source = this.source;
+    return r;
+  }
+}
+
+export type SipMessageAny = SipRequest | SipResponse;
+
+export const EMPTY = Buffer.alloc(0);
+
+/** CSeq = 1*DIGIT LWS Method; "MUST be less than 2**31" (§8.1.1.5). */
+export function parseCSeq(v: string): CSeq {
+  const m = /^\s*([0-9]{1,12})\s+([^\s]+)\s*$/.exec(v);
+  if (!m || m[1] === undefined || m[2] === undefined) throw new SipError('DP_SIP_BAD_CSEQ', 'Malformed CSeq header');
+  const seq = Number(m[1]);
+  if (seq >= 2 ** 31) throw new SipError('DP_SIP_BAD_CSEQ', 'CSeq number out of range');
+  return { seq, method: m[2] };
+}
+
+export function parseMaxForwards(v: string): number {
+  const t = v.trim();
+  if (!/^[0-9]{1,10}$/.test(t)) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed Max-Forwards header');
+  const n = Number(t);
+  if (n >= 2 ** 31) throw new SipError('DP_SIP_BAD_HEADER', 'Max-Forwards out of range');
+  return n;
+}

@@ -1,0 +1,297 @@
+/**
+ * SIP message parser (RFC 3261 §7, §18.3, §25). Strict where the RFC is and
+ * where RFC 4475 says a message must be refused; liberal where RFC 4475 asks
+ * for robustness (folding, compact names, LWS around separators, leading
+ * zeros, unknown headers and parameters).
+ *
+ * Eagerly validated: start line, Via (all values), CSeq, Call-ID, From, To,
+ * Max-Forwards, Content-Length — every element needs them to match
+ * transactions or to answer at all. Everything else is parsed on demand.
+ */
+import { SipError } from './errors.js';
+import { SINGLE_VALUED, SPLIT_AT_PARSE, canonicalName } from './header-names.js';
+import { TOKEN, WORD, isWs, splitCommaList } from './grammar.js';
+import { KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, parseCSeq, parseMaxForwards } from './message.js';
+import { parseNameAddr } from './name-addr.js';
+import { parseUri } from './uri.js';
+import { parseVia } from './via.js';
+
+export type ParseOutcome =
+  | { kind: 'request'; message: SipRequest }
+  | { kind: 'response'; message: SipResponse }
+  | ParseFailure;
+
+export interface ParseFailure {
+  kind: 'error';
+  error: SipError;
+  /** True when the start line looked like a request: only requests are ever answered. */
+  isRequest: boolean;
+  /** The headers read before the failure, for a stateless error response. */
+  headers: HeaderField[];
+}
+
+export interface ParseOptions {
+  /**
+   * Stream transports (TCP/TLS, and WebSocket frames) deliver exactly one
+   * framed message; datagrams may carry a body shorter than the datagram.
+   */
+  stream: boolean;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
+
+/** Finds the end of the header block: index of the blank line, and where the body starts. */
+export function findHeaderEnd(buf: Buffer, from = 0): { headEnd: number; bodyStart: number } | undefined {
+  const i = buf.indexOf(CRLFCRLF, from);
+  if (i >= 0) return { headEnd: i, bodyStart: i + 4 };
+  const j = buf.indexOf(LFLF, from);
+  if (j >= 0) return { headEnd: j, bodyStart: j + 2 };
+  return undefined;
+}
+
+export function parseMessage(buf: Buffer, opts: ParseOptions): ParseOutcome {
+  const headers: HeaderField[] = [];
+  let isRequest = false;
+  try {
+    let start = 0;
+    // §7.5: "Implementations processing SIP messages over stream-oriented
+    // transports MUST ignore any CRLF appearing before the start-line".
+    while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a)) start++;
+    const end = findHeaderEnd(buf, start);
+    // A datagram without the blank line (RFC 4475 "baddn") ends its headers at its end.
+    const headEnd = end ? end.headEnd : buf.length;
+    const bodyStart = end ? end.bodyStart : buf.length;
+    const head = buf.toString('utf8', start, headEnd);
+    const lines = head.split('\n');
+    const first = stripCr(lines[0] ?? '');
+    isRequest = !first.startsWith('SIP/');
+    // A bad start line still gets its headers read, so that the 400/505 can
+    // be addressed (Via, From, To, Call-ID, CSeq are copied into it).
+    let startLine: StartLine | undefined;
+    let startError: SipError | undefined;
+    try {
+      startLine = isRequest ? parseRequestLine(first) : parseStatusLine(first);
+    } catch (e) {
+      if (!(e instanceof SipError)) throw e;
+      startError = e;
+    }
+    readHeaders(lines, headers);
+    if (startError || !startLine) throw startError ?? new SipError('DP_SIP_BAD_START_LINE', 'Malformed start line');
+    checkSingleValued(headers);
+
+    // Content-Length framing (§18.3, §20.14).
+    const cl = findOne(headers, 'content-length');
+    let body: Buffer;
+    const available = buf.length - bodyStart;
+    if (cl !== undefined) {
+      const t = cl.trim();
+      if (!/^[0-9]{1,10}$/.test(t)) throw new SipError('DP_SIP_BAD_CONTENT_LENGTH', 'Malformed Content-Length');
+      const n = Number(t);
+      // "If the transport is UDP ... If the Content-Length is larger than the
+      //  message body ... the message MUST be discarded / answered 400" (§18.3, RFC 4475 clerr)
+      if (n > available) throw new SipError('DP_SIP_BAD_CONTENT_LENGTH', 'Content-Length larger than body');
+      // "... and any data beyond the Content-Length is to be ignored" (dblreq)
+      body = buf.subarray(bodyStart, bodyStart + n);
+    } else {
+      // "In the case of stream-oriented transports such as TCP, the
+      //  Content-Length header field indicates the size of the body ... MUST
+      //  be used" — framers guarantee it; datagrams take the rest (RFC 2543 compat, inv2543).
+      if (opts.stream && available > 0) throw new SipError('DP_SIP_BAD_CONTENT_LENGTH', 'Missing Content-Length on stream transport');
+      body = buf.subarray(bodyStart);
+    }
+    // Copy out of the datagram/stream buffer so a kept message does not pin it.
+    if (body.length > 0) body = Buffer.from(body);
+
+    const msg = startLine.kind === 'request'
+      ? new SipRequest(startLine.method, startLine.uri, headers, body)
+      : new SipResponse(startLine.status, startLine.reason, headers, body);
+    validateCore(msg);
+    if (msg instanceof SipRequest) return { kind: 'request', message: msg };
+    return { kind: 'response', message: msg };
+  } catch (e) {
+    if (e instanceof SipError) return { kind: 'error', error: e, isRequest, headers };
+    // A bug in a parser must never take a transport down; report it as a 400.
+    return { kind: 'error', error: new SipError('DP_SIP_BAD_HEADER', 'Unparseable message'), isRequest, headers };
+  }
+}
+
+function stripCr(s: string): string {
+  return s.charCodeAt(s.length - 1) === 0x0d ? s.slice(0, -1) : s;
+}
+
+type StartLine =
+  | { kind: 'request'; method: string; uri: ReturnType<typeof parseUri> }
+  | { kind: 'response'; status: number; reason: string };
+
+/**
+ * Request-Line = Method SP Request-URI SP SIP-Version CRLF
+ * "The elements are separated by single space (SP) characters" (§7.1): extra
+ * or trailing whitespace is refused (RFC 4475 lwsstart, trws, lwsruri), and so
+ * is a Request-URI in < > (ltgtruri).
+ */
+function parseRequestLine(line: string): StartLine {
+  const parts = line.split(' ');
+  if (parts.length !== 3) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed Request-Line');
+  const [method = '', uriText = '', version = ''] = parts;
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    if (c > 127 || TOKEN[c] !== 1) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed method');
+  }
+  if (method.length === 0 || uriText.length === 0) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed Request-Line');
+  checkVersion(version);
+  if (uriText.charCodeAt(0) === 0x3c) throw new SipError('DP_SIP_BAD_URI', 'Request-URI must not be enclosed in <>');
+  let uri;
+  try {
+    uri = parseUri(uriText);
+  } catch (e) {
+    if (e instanceof SipError) throw new SipError('DP_SIP_BAD_URI', `Bad Request-URI: ${e.reason}`);
+    throw e;
+  }
+  return { kind: 'request', method, uri };
+}
+
+/** "The SIP-Version string is case-insensitive, but implementations MUST send upper-case." (§7.1) */
+function checkVersion(v: string): void {
+  const m = /^SIP\/([0-9]+)\.([0-9]+)$/i.exec(v);
+  if (!m) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed SIP-Version');
+  if (Number(m[1]) !== 2 || Number(m[2]) !== 0) throw new SipError('DP_SIP_BAD_VERSION', 'Version Not Supported', 505);
+}
+
+/** Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF; Status-Code = 3DIGIT */
+function parseStatusLine(line: string): StartLine {
+  const sp1 = line.indexOf(' ');
+  if (sp1 < 0) throw new SipError('DP_SIP_BAD_STATUS', 'Malformed Status-Line');
+  checkVersion(line.slice(0, sp1));
+  const sp2 = line.indexOf(' ', sp1 + 1);
+  const code = sp2 < 0 ? line.slice(sp1 + 1) : line.slice(sp1 + 1, sp2);
+  if (!/^[1-6][0-9]{2}$/.test(code)) throw new SipError('DP_SIP_BAD_STATUS', 'Bad Status-Code');
+  return { kind: 'response', status: Number(code), reason: sp2 < 0 ? '' : line.slice(sp2 + 1) };
+}
+
+/** message-header lines with folding (§7.3.1: "extended over multiple lines by preceding each extra line with at least one SP or horizontal tab"). */
+function readHeaders(lines: string[], out: HeaderField[]): void {
+  let pendingName: string | undefined;
+  let pendingValue = '';
+  const flush = (): void => {
+    if (pendingName === undefined) return;
+    const wire = pendingName;
+    const name = canonicalName(wire);
+    const value = pendingValue.trim();
+    const wireName = isKnownSpelling(wire, name) ? undefined : wire;
+    if (SPLIT_AT_PARSE.has(name)) {
+      for (const v of splitCommaList(value)) {
+        // RFC 4475 badinv01: empty list elements in Via are malformed.
+        if (v.length === 0) throw new SipError(name === 'via' ? 'DP_SIP_BAD_VIA' : 'DP_SIP_BAD_HEADER', `Empty value in ${name} list`);
+        out.push({ name, value: v });
+      }
+    } else {
+      out.push(wireName === undefined ? { name, value } : { name, value, wireName });
+    }
+    pendingName = undefined;
+  };
+  for (let li = 1; li < lines.length; li++) {
+    const line = stripCr(lines[li] ?? '');
+    if (line.length === 0) continue;
+    if (isWs(line.charCodeAt(0))) {
+      if (pendingName === undefined) throw new SipError('DP_SIP_BAD_HEADER', 'Continuation line without a header');
+      pendingValue += ' ' + line.trim();
+      continue;
+    }
+    flush();
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed header line');
+    // HCOLON = *( SP / HTAB ) ":" SWS
+    let nameEnd = colon;
+    while (nameEnd > 0 && isWs(line.charCodeAt(nameEnd - 1))) nameEnd--;
+    const name = line.slice(0, nameEnd);
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      if (c > 127 || TOKEN[c] !== 1) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed header name');
+    }
+    if (name.length === 0) throw new SipError('DP_SIP_BAD_HEADER', 'Empty header name');
+    pendingName = name;
+    pendingValue = line.slice(colon + 1);
+  }
+  flush();
+}
+
+/** Known headers are re-spelt canonically; unknown ones keep the sender's spelling. */
+function isKnownSpelling(wire: string, canonical: string): boolean {
+  return wire.length === 1 || KNOWN_HEADERS.has(canonical);
+}
+
+const KNOWN_HEADERS = new Set([
+  'accept', 'accept-encoding', 'accept-language', 'alert-info', 'allow', 'allow-events', 'authentication-info',
+  'authorization', 'call-id', 'call-info', 'contact', 'content-disposition', 'content-encoding',
+  'content-language', 'content-length', 'content-type', 'cseq', 'date', 'error-info', 'event', 'expires',
+  'from', 'in-reply-to', 'max-forwards', 'min-expires', 'mime-version', 'organization', 'path', 'priority',
+  'proxy-authenticate', 'proxy-authorization', 'proxy-require', 'rack', 'reason', 'record-route', 'refer-to',
+  'referred-by', 'reply-to', 'require', 'retry-after', 'route', 'rseq', 'server', 'session-expires',
+  'subject', 'supported', 'timestamp', 'to', 'unsupported', 'user-agent', 'via', 'warning',
+  'www-authenticate', 'min-se', 'p-asserted-identity', 'p-preferred-identity', 'privacy', 'identity',
+  'subscription-state', 'sip-etag', 'sip-if-match',
+]);
+
+function findOne(headers: HeaderField[], name: string): string | undefined {
+  for (const h of headers) if (h.name === name) return h.value;
+  return undefined;
+}
+
+function checkSingleValued(headers: HeaderField[]): void {
+  const seen = new Set<string>();
+  for (const h of headers) {
+    if (!SINGLE_VALUED.has(h.name)) continue;
+    if (seen.has(h.name)) throw new SipError('DP_SIP_DUPLICATE_HEADER', `Multiple ${h.name} headers`);
+    seen.add(h.name);
+  }
+}
+
+function validateCore(msg: SipRequest | SipResponse): void {
+  if (msg.vias.length === 0) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Via header');
+  const callId = msg.get('call-id');
+  if (callId === undefined) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Call-ID header');
+  checkCallId(callId);
+  if (!msg.has('from')) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing From header');
+  if (!msg.has('to')) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing To header');
+  if (!msg.has('cseq')) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing CSeq header');
+  void msg.from;
+  void msg.to;
+  const cseq = parseCSeq(msg.get('cseq') ?? '');
+  if (msg instanceof SipRequest) {
+    const mf = msg.get('max-forwards');
+    if (mf !== undefined) parseMaxForwards(mf);
+    // "The method MUST match the method of the request" (§8.1.1.5 CSeq, RFC 4475 mismatch01/02).
+    if (cseq.method !== msg.method) {
+      throw KNOWN_METHODS.has(msg.method)
+        ? new SipError('DP_SIP_CSEQ_MISMATCH', 'CSeq method does not match Request-Line')
+        : new SipError('DP_SIP_CSEQ_MISMATCH', 'Not Implemented', 501);
+    }
+  }
+}
+
+/** callid = word [ "@" word ] */
+function checkCallId(v: string): void {
+  if (v.length === 0) throw new SipError('DP_SIP_BAD_HEADER', 'Empty Call-ID');
+  let at = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0x40) {
+      if (++at > 1 || i === 0 || i === v.length - 1) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed Call-ID');
+      continue;
+    }
+    if (c > 127 || WORD[c] !== 1) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed Call-ID');
+  }
+}
+
+/** Parses a Contact header list; "*" is returned as the string '*' (§10.2.2). */
+export function parseContacts(values: string[]): Array<ReturnType<typeof parseNameAddr>> | '*' {
+  const items: string[] = [];
+  for (const v of values) for (const e of splitCommaList(v)) items.push(e);
+  if (items.length === 1 && items[0] === '*') return '*';
+  return items.map((e) => {
+    if (e.length === 0) throw new SipError('DP_SIP_BAD_NAME_ADDR', 'Empty Contact value');
+    if (e === '*') throw new SipError('DP_SIP_BAD_NAME_ADDR', 'Contact * must stand alone');
+    return parseNameAddr(e, 'Contact');
+  });
+}
