@@ -42,13 +42,12 @@ export class NameAddr {
 export function parseNameAddr(value: string, what: string): NameAddr {
   const s = value.trim();
   if (s.length === 0) throw new SipError('DP_SIP_BAD_NAME_ADDR', `Empty ${what} header`);
-  let i = 0;
   let display: string | undefined;
-  let lt = -1;
+  let lt: number;
   if (s.charCodeAt(0) === 0x22) {
     const q = readQuoted(s, 0, 'DP_SIP_BAD_NAME_ADDR', what);
     display = q.value;
-    i = skipWs(s, q.end);
+    const i = skipWs(s, q.end);
     if (s.charCodeAt(i) !== 0x3c) throw new SipError('DP_SIP_BAD_NAME_ADDR', `Expected < after display name in ${what}`);
     lt = i;
   } else {

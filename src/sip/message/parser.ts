@@ -14,7 +14,6 @@ import { TOKEN, WORD, isWs, splitCommaList } from './grammar.js';
 import { KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, parseCSeq, parseMaxForwards } from './message.js';
 import { parseNameAddr } from './name-addr.js';
 import { parseUri } from './uri.js';
-import { parseVia } from './via.js';
 
 export type ParseOutcome =
   | { kind: 'request'; message: SipRequest }

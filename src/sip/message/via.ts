@@ -39,6 +39,13 @@ export class Via {
     return this.params.has('rport') ? this.params.get('rport') : undefined;
   }
 
+  /** Whether sent-by's host is this IP address (brackets and IPv4-mapped forms ignored). */
+  hostAddressEquals(address: string): boolean {
+    const h = this.host.startsWith('[') ? this.host.slice(1, -1) : this.host;
+    const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+    return h.toLowerCase() === a.toLowerCase();
+  }
+
   toString(): string {
     let s = `SIP/2.0/${this.transport} ${this.host}`;
     if (this.port !== undefined) s += `:${this.port}`;

@@ -1,0 +1,652 @@
+/**
+ * Stateful proxy core (RFC 3261 §16): request validation, Route /
+ * Record-Route processing, serial and parallel forking with per-branch
+ * no-answer timers, the response context of §16.7, CANCEL (§16.10) and
+ * in-dialog forwarding.
+ *
+ * It knows nothing about tenants or rules: what to do with an initial request
+ * is asked of an injected `router`, which answers with a ForkPlan or a
+ * rejection. REGISTER for our domain goes to an injected registrar.
+ */
+import { createHash } from 'node:crypto';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { Logger } from '../logger.js';
+import { SipRequest, SipResponse, type HeaderField, type TransportName } from '../message/message.js';
+import { parseNameAddr } from '../message/name-addr.js';
+import { SipError } from '../message/errors.js';
+import type { SipUri } from '../message/uri.js';
+import { Via } from '../message/via.js';
+import { generateBranch } from '../transaction/branch.js';
+import { createResponse, generateTag } from '../transaction/create-response.js';
+import type { ClientTransaction, ServerTransaction, TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
+import type { Destination, TransportError } from '../transaction/types.js';
+import { classifyStatus, type BranchOutcome, type ForkPlan, type ForkTarget } from './fork-plan.js';
+import { resolveUri } from './resolve.js';
+import { DEFAULT_VALIDATION, validateProxyRequest, type Rejection, type ValidationOptions } from './request-validation.js';
+
+export type RoutingDecision =
+  | ({ action: 'respond' } & Rejection)
+  | { action: 'fork'; plan: ForkPlan; onOutcome?: (o: BranchOutcome) => void; onFinal?: (status: number) => void };
+
+/** Decides what to do with an initial (out-of-dialog) request other than REGISTER/CANCEL/ACK. */
+export type InitialRequestRouter = (req: SipRequest) => Promise<RoutingDecision> | RoutingDecision;
+
+/** Handles REGISTER (the registrar), responding through the server transaction. */
+export type RegisterHandler = (tx: ServerTransaction, req: SipRequest) => void;
+
+/** What the proxy needs to know about its own listeners. */
+export interface ProxyInterfaces {
+  /** Via sent-by / Record-Route host and port for an outbound transport. */
+  viaFor(transport: TransportName): { transport: string; host: string; port: number };
+  /** Whether a URI designates this proxy (Route removal, §16.4). */
+  isLocalUri(uri: SipUri): boolean;
+}
+
+export interface ProxyCoreOptions {
+  layer: TransactionLayer;
+  interfaces: ProxyInterfaces;
+  clock: Clock;
+  log: Logger;
+  router: InitialRequestRouter;
+  registrar?: RegisterHandler;
+  /** Timer C (§16.6 step 11: "MUST be set to be larger than 3 minutes"), the default branch timeout. */
+  timerCMs?: number;
+  /** T1 of the profile, for the §9.1 give-up after CANCEL. */
+  t1Ms?: number;
+  validation?: ValidationOptions;
+}
+
+interface Branch {
+  readonly ctx: ResponseContext;
+  readonly target: ForkTarget;
+  readonly startedAt: number;
+  request?: SipRequest;
+  dest?: Destination;
+  tx?: ClientTransaction;
+  /** A provisional arrived: CANCEL may be sent (§9.1). */
+  provisional: boolean;
+  /** We want this branch cancelled; sent once a provisional arrives. */
+  cancelWanted: boolean;
+  cancelSent: boolean;
+  /** Branch no longer counts for the hunt (final response, timeout, error). */
+  done: boolean;
+  timer?: TimerHandle;
+  /** Plain Timer C (no plan timeout): restarted by provisionals. */
+  resetsOnProvisional?: boolean;
+}
+
+interface ResponseContext {
+  readonly tx: ServerTransaction;
+  readonly req: SipRequest;
+  readonly plan: ForkPlan;
+  readonly isInvite: boolean;
+  readonly inDialog: boolean;
+  readonly onOutcome: ((o: BranchOutcome) => void) | undefined;
+  readonly onFinal: ((status: number) => void) | undefined;
+  readonly log: Logger;
+  groupIndex: number;
+  branches: Branch[];
+  /** Best final response so far (§16.7 step 6), with whether we synthesised it. */
+  best?: { res: SipResponse; synthetic: boolean };
+  /** All 401/407 challenges received, to merge (§16.7 step 7). */
+  challenges: SipResponse[];
+  finalSent: boolean;
+  cancelled: boolean;
+  stopNew: boolean;
+  overallTimer?: TimerHandle;
+}
+
+export class ProxyCore implements TransactionUser {
+  private readonly layer: TransactionLayer;
+  private readonly contexts = new Map<ServerTransaction, ResponseContext>();
+  /** INVITEs cancelled while the router was still deciding. */
+  private readonly cancelledEarly = new WeakSet<ServerTransaction>();
+  private readonly timerC: number;
+  private readonly t1: number;
+  private readonly validation: ValidationOptions;
+
+  constructor(private readonly o: ProxyCoreOptions) {
+    this.layer = o.layer;
+    this.timerC = o.timerCMs ?? 181_000;
+    this.t1 = o.t1Ms ?? 500;
+    this.validation = o.validation ?? DEFAULT_VALIDATION;
+  }
+
+  /** Live response contexts, for metrics and leak tests. */
+  get activeContexts(): number {
+    return this.contexts.size;
+  }
+
+  // ---- TransactionUser ---------------------------------------------------
+
+  onRequest(tx: ServerTransaction, req: SipRequest): void {
+    try {
+      this.handleRequest(tx, req);
+    } catch (err) {
+      this.o.log.error({ err, callId: req.get('call-id') }, 'proxy failed on request');
+      if (err instanceof SipError) this.reply(tx, err.status, err.reason);
+      else this.reply(tx, 500, 'Server Internal Error');
+    }
+  }
+
+  /**
+   * ACK for a 2xx is its own transaction-less request: a stateful proxy
+   * forwards it like any other request (§16.6 applies, §16.11 for the branch).
+   */
+  onAck(req: SipRequest): void {
+    try {
+      const mf = req.maxForwards;
+      if (mf === 0) return;
+      this.popOwnRoutes(req);
+      const fwd = req.clone();
+      this.prepareForward(fwd, undefined);
+      const hop = this.nextHopUri(fwd);
+      this.resolveThen(hop, undefined, (dest) => {
+        this.pushVia(fwd, dest.transport, generateBranch());
+        this.layer.sendAck(fwd, dest);
+      }, () => undefined);
+    } catch (err) {
+      this.o.log.debug({ err, callId: req.get('call-id') }, 'dropping unroutable ACK');
+    }
+  }
+
+  /**
+   * A response matching no client transaction — typically a 2xx
+   * retransmission after the INVITE client transaction ended. §16.7: "If
+   * none is found, the element MUST process the response as a stateless
+   * proxy": remove our Via and send it on per the next one (§16.11, §18.2.2).
+   */
+  onStrayResponse(res: SipResponse): void {
+    if (res.vias.length < 2) return;
+    const fwd = res.clone();
+    fwd.removeFirst('via');
+    fwd.source = undefined;
+    this.layer.sendStatelessResponse(fwd);
+  }
+
+  // ---- request handling ---------------------------------------------------
+
+  private handleRequest(tx: ServerTransaction, req: SipRequest): void {
+    if (req.method === 'CANCEL') return this.handleCancel(tx, req);
+
+    // §16.3 request validation.
+    const rej = validateProxyRequest(req, this.validation);
+    if (rej) return this.reply(tx, rej.status, rej.reason, rej.headers);
+    if (this.isLoop(req)) return this.reply(tx, 482, 'Loop Detected');
+
+    // §16.4 Route information preprocessing.
+    // "If the Request-URI contains a value this proxy previously placed into a
+    //  Record-Route header field (see Section 16.6 item 4), the proxy MUST
+    //  replace the Request-URI in the request with the last value from the
+    //  Route header field, and remove that value from the Route header field."
+    if (this.o.interfaces.isLocalUri(req.uri) && req.uri.params.has('lr') && req.has('route')) {
+      const routes = req.getAll('route');
+      const last = routes[routes.length - 1];
+      if (last !== undefined) {
+        req.uri = parseNameAddr(last, 'Route').uri;
+        req.headers = req.headers.filter((h, i, all) => !(h.name === 'route' && i === lastIndexOf(all, 'route')));
+      }
+    }
+    // "If the first value in the Route header field indicates this proxy, the
+    //  proxy MUST remove that value from the request."
+    const hadOwnRoute = this.popOwnRoutes(req);
+
+    const inDialog = req.to.tag !== undefined;
+    if (inDialog) {
+      // We Record-Route every dialog we proxy, so in-dialog requests for us carry our Route.
+      if (!hadOwnRoute) {
+        if (this.o.interfaces.isLocalUri(req.uri)) return this.reply(tx, 481, 'Call/Transaction Does Not Exist');
+        return this.reply(tx, 403, 'Not relaying in-dialog requests that did not route through this proxy');
+      }
+      return this.startContext(tx, req, { groups: [{ targets: [{ uri: req.uri }] }] }, true);
+    }
+
+    // We are the registrar of every domain we serve (§10.3); nothing is relayed.
+    if (req.method === 'REGISTER' && this.o.registrar) {
+      this.o.registrar(tx, req);
+      return;
+    }
+
+    let decision: Promise<RoutingDecision> | RoutingDecision;
+    try {
+      decision = this.o.router(req);
+    } catch (err) {
+      this.o.log.error({ err, callId: req.callId }, 'router failed');
+      return this.reply(tx, 500, 'Server Internal Error');
+    }
+    const apply = (d: RoutingDecision): void => {
+      if (this.cancelledEarly.has(tx)) return this.reply(tx, 487, 'Request Terminated');
+      if (d.action === 'respond') return this.reply(tx, d.status, d.reason, d.headers);
+      this.startContext(tx, req, d.plan, false, d.onOutcome, d.onFinal);
+    };
+    if (decision instanceof Promise) {
+      decision.then(apply, (err: unknown) => {
+        this.o.log.error({ err, callId: req.callId }, 'router failed');
+        this.reply(tx, 500, 'Server Internal Error');
+      });
+    } else {
+      apply(decision);
+    }
+  }
+
+  /**
+   * §16.10: "If a matching response context is found, the element MUST
+   * immediately return a 200 (OK) response to the CANCEL request. ... the
+   * element MUST generate CANCEL requests for all pending client
+   * transactions in the context". Without any matching INVITE we answer 481
+   * rather than relay a CANCEL for a transaction we never saw.
+   */
+  private handleCancel(tx: ServerTransaction, req: SipRequest): void {
+    const inv = this.layer.findInviteForCancel(req);
+    if (!inv) return this.reply(tx, 481, 'Call/Transaction Does Not Exist');
+    this.reply(tx, 200, 'OK');
+    const ctx = this.contexts.get(inv);
+    if (!ctx) {
+      // Still being routed (or already answered): answer 487 when routing returns.
+      if (!inv.lastResponse || inv.lastResponse.status < 200) this.cancelledEarly.add(inv);
+      return;
+    }
+    if (ctx.finalSent) return;
+    ctx.cancelled = true;
+    ctx.stopNew = true;
+    for (const b of ctx.branches) if (!b.done) this.cancelBranch(b);
+    // Branches that never got going (still resolving) end here.
+    this.checkProgress(ctx);
+  }
+
+  private startContext(
+    tx: ServerTransaction,
+    req: SipRequest,
+    plan: ForkPlan,
+    inDialog: boolean,
+    onOutcome?: (o: BranchOutcome) => void,
+    onFinal?: (status: number) => void,
+  ): void {
+    if (plan.groups.length === 0 || plan.groups.every((g) => g.targets.length === 0)) {
+      const ex = plan.exhausted ?? { status: 480, reason: 'Temporarily Unavailable' };
+      onFinal?.(ex.status);
+      return this.reply(tx, ex.status, ex.reason);
+    }
+    const ctx: ResponseContext = {
+      tx, req, plan, inDialog, onOutcome, onFinal,
+      isInvite: req.method === 'INVITE',
+      log: this.o.log.child({ callId: req.callId }),
+      groupIndex: -1, branches: [], challenges: [],
+      finalSent: false, cancelled: false, stopNew: false,
+    };
+    this.contexts.set(tx, ctx);
+    if (ctx.isInvite && plan.overallTimeoutMs !== undefined) {
+      ctx.overallTimer = this.o.clock.setTimer(plan.overallTimeoutMs, () => {
+        ctx.stopNew = true;
+        for (const b of ctx.branches) if (!b.done) this.expireBranch(b);
+        this.checkProgress(ctx);
+      });
+    }
+    this.nextGroup(ctx);
+  }
+
+  private nextGroup(ctx: ResponseContext): void {
+    for (;;) {
+      ctx.groupIndex++;
+      const group = ctx.plan.groups[ctx.groupIndex];
+      if (!group) return this.finish(ctx);
+      if (group.targets.length === 0) continue;
+      for (const target of group.targets) {
+        const timeout = target.timeoutMs ?? group.timeoutMs;
+        this.startBranch(ctx, target, timeout);
+      }
+      return;
+    }
+  }
+
+  private startBranch(ctx: ResponseContext, target: ForkTarget, timeoutMs: number | undefined): void {
+    const branch: Branch = {
+      ctx, target, startedAt: this.o.clock.now(),
+      provisional: false, cancelWanted: false, cancelSent: false, done: false,
+    };
+    ctx.branches.push(branch);
+    // §16.6 "Request Forwarding", steps 1-10.
+    const fwd = ctx.req.clone();
+    fwd.source = undefined;
+    if (!ctx.inDialog) fwd.uri = target.uri; // step 2
+    this.prepareForward(fwd, target.path); // step 3 (Max-Forwards), Path → Route
+    const hop = target.dest ? undefined : this.nextHopUri(fwd);
+    this.resolveThen(hop, target.dest, (dest) => {
+      if (branch.done) return;
+      if (ctx.cancelled) return this.endBranch(branch, undefined);
+      branch.dest = dest;
+      // Step 4: Record-Route, doubled when the request changes transport (RFC 5658).
+      if (!ctx.inDialog && RECORD_ROUTED.has(fwd.method)) this.recordRoute(fwd, ctx.req.source?.transport ?? 'udp', dest.transport);
+      // Step 8: our Via, with a loop-detection component in the branch.
+      this.pushVia(fwd, dest.transport, `${generateBranch()}.${loopHash(ctx.req)}`);
+      branch.request = fwd;
+      branch.tx = this.layer.sendRequest(fwd, dest, {
+        onResponse: (res) => this.onBranchResponse(branch, res),
+        onTimeout: () => this.onBranchFailure(branch, 408, 'Request Timeout'),
+        onTransportError: (_tx, err: TransportError) => {
+          ctx.log.debug({ err, target: target.uri.toString() }, 'branch transport error');
+          // §16.7 step... "If a transport error ... the proxy should behave as if
+          // the forwarded request received a 503 (Service Unavailable)"; as an
+          // unreachable phone it is reported upstream as 480 (see finish()).
+          this.onBranchFailure(branch, 503, 'Service Unavailable');
+        },
+      });
+      // Step 11: Timer C for INVITE, or the plan's no-answer timeout if shorter.
+      if (ctx.isInvite) {
+        const ms = Math.min(timeoutMs ?? this.timerC, this.timerC);
+        branch.resetsOnProvisional = timeoutMs === undefined;
+        branch.timer = this.o.clock.setTimer(ms, () => this.expireBranch(branch));
+      }
+    }, (reason) => this.onBranchFailure(branch, 503, reason));
+  }
+
+  private onBranchResponse(branch: Branch, res: SipResponse): void {
+    const ctx = branch.ctx;
+    const status = res.status;
+    if (status < 200) {
+      branch.provisional = true;
+      // §16.7 step 2: "If a provisional response is received, ... reset Timer C".
+      // A plan's no-answer timeout is not reset: a 183 with early media is not an answer.
+      if (branch.resetsOnProvisional && !branch.done && status > 100) {
+        branch.timer?.cancel();
+        branch.timer = this.o.clock.setTimer(this.timerC, () => this.expireBranch(branch));
+      }
+      if (branch.cancelWanted && !branch.cancelSent) this.sendCancel(branch);
+      // §16.7 step 5: "Any provisional response other than a 100 (Trying) MUST be forwarded upstream immediately."
+      if (status > 100 && !ctx.finalSent && !branch.done) this.forwardUpstream(ctx, res);
+      return;
+    }
+    if (status < 300) {
+      // "If a 2xx response is received for an INVITE, it MUST be forwarded
+      //  immediately" — also when it comes late from a branch we were cancelling.
+      const first = !ctx.finalSent;
+      this.forwardUpstream(ctx, res);
+      if (!branch.done) this.endBranch(branch, status);
+      if (first) {
+        ctx.finalSent = true;
+        ctx.stopNew = true;
+        ctx.onFinal?.(status);
+        // §16.7 step 10: "the proxy MUST generate a CANCEL request for all pending client transactions".
+        for (const b of ctx.branches) if (!b.done) { this.cancelBranch(b); this.endBranch(b, 487, 'cancelled'); }
+      }
+      this.checkProgress(ctx);
+      return;
+    }
+    if (branch.done) return; // late final of a branch that had timed out
+    this.considerFinal(ctx, res, false);
+    if (status >= 600) {
+      // "If a 6xx response is received, it is not immediately forwarded, but the
+      //  stateful proxy SHOULD cancel all client pending transactions ... and it
+      //  MUST NOT create any new branches in this context."
+      ctx.stopNew = true;
+      for (const b of ctx.branches) if (!b.done && b !== branch) { this.cancelBranch(b); this.endBranch(b, 487, 'cancelled'); }
+    }
+    this.endBranch(branch, status);
+    this.checkProgress(ctx);
+  }
+
+  private onBranchFailure(branch: Branch, status: number, reason: string): void {
+    if (branch.done) return;
+    const ctx = branch.ctx;
+    this.considerFinal(ctx, createResponse(ctx.req, status, reason, { toTag: generateTag() }), true);
+    this.endBranch(branch, status);
+    this.checkProgress(ctx);
+  }
+
+  /** No-answer timeout: CANCEL the branch (§16.8) and move on without waiting for its 487. */
+  private expireBranch(branch: Branch): void {
+    if (branch.done) return;
+    const ctx = branch.ctx;
+    this.cancelBranch(branch);
+    this.considerFinal(ctx, createResponse(ctx.req, 408, 'Request Timeout', { toTag: generateTag() }), true);
+    this.endBranch(branch, 408, 'no-answer');
+    this.checkProgress(ctx);
+  }
+
+  private endBranch(branch: Branch, status: number | undefined, kind?: BranchOutcome['kind']): void {
+    if (branch.done) return;
+    branch.done = true;
+    branch.timer?.cancel();
+    if (status !== undefined) {
+      branch.ctx.onOutcome?.({ target: branch.target, status, kind: kind ?? classifyStatus(status), elapsedMs: this.o.clock.now() - branch.startedAt });
+    }
+  }
+
+  /**
+   * §9.1: "If no provisional response has been received, the CANCEL request
+   * MUST NOT be sent; rather, the client MUST wait for the arrival of a
+   * provisional response before sending the request."
+   */
+  private cancelBranch(branch: Branch): void {
+    if (!branch.ctx.isInvite || branch.cancelSent) return;
+    branch.cancelWanted = true;
+    if (branch.provisional) this.sendCancel(branch);
+  }
+
+  /**
+   * §9.1: "The Request-URI, Call-ID, To, the numeric part of CSeq, and From
+   * header fields in the CANCEL request MUST be identical to those in the
+   * request being cancelled, including tags. ... a CANCEL constructed by a
+   * client MUST have only a single Via header field value matching the top Via
+   * value in the request being cancelled. ... If the request being cancelled
+   * contains a Route header field, the CANCEL request MUST include that Route
+   * header field's values."
+   */
+  private sendCancel(branch: Branch): void {
+    const inv = branch.request;
+    const dest = branch.dest;
+    if (!inv || !dest || branch.cancelSent) return;
+    branch.cancelSent = true;
+    const headers: HeaderField[] = [];
+    for (const h of inv.headers) {
+      if (h.name === 'via') { if (!headers.some((x) => x.name === 'via')) headers.push(h); continue; }
+      if (h.name === 'route' || h.name === 'from' || h.name === 'to' || h.name === 'call-id' || h.name === 'max-forwards') headers.push(h);
+    }
+    headers.push({ name: 'cseq', value: `${inv.cseq.seq} CANCEL` });
+    const cancel = new SipRequest('CANCEL', inv.uri, headers);
+    this.layer.sendRequest(cancel, dest, { onResponse: () => undefined, onTimeout: () => undefined, onTransportError: () => undefined });
+    // §9.1: "If no final response has been received after 64*T1 seconds, the
+    // client SHOULD then consider the original transaction cancelled and SHOULD
+    // destroy the client transaction handling the original request."
+    const tx = branch.tx;
+    if (tx) this.o.clock.setTimer(64 * this.t1, () => { if (tx.state !== 'Terminated') tx.terminate(); });
+  }
+
+  /** §16.7 step 6: "choose the best final response". */
+  private considerFinal(ctx: ResponseContext, res: SipResponse, synthetic: boolean): void {
+    if (!synthetic && (res.status === 401 || res.status === 407)) ctx.challenges.push(res);
+    const cur = ctx.best;
+    if (!cur || better(res.status, synthetic, cur.res.status, cur.synthetic)) ctx.best = { res, synthetic };
+  }
+
+  private checkProgress(ctx: ResponseContext): void {
+    if (ctx.branches.some((b) => !b.done && b.ctx.groupIndex === ctx.groupIndex)) return;
+    if (ctx.finalSent) return this.cleanup(ctx);
+    const best = ctx.best;
+    const stop = ctx.stopNew || ctx.cancelled
+      || (best !== undefined && !best.synthetic && (ctx.plan.stopOn ? ctx.plan.stopOn(best.res.status) : best.res.status >= 600));
+    if (!stop && ctx.groupIndex + 1 < ctx.plan.groups.length) return this.nextGroup(ctx);
+    this.finish(ctx);
+  }
+
+  /** Sends the best response upstream once every branch is done (§16.7 step 6–9). */
+  private finish(ctx: ResponseContext): void {
+    if (ctx.finalSent) return this.cleanup(ctx);
+    ctx.finalSent = true;
+    let res: SipResponse;
+    const best = ctx.best;
+    if (ctx.cancelled && (!best || best.synthetic || best.res.status !== 487)) {
+      res = createResponse(ctx.req, 487, 'Request Terminated', { toTag: generateTag() });
+    } else if (!best) {
+      const ex = ctx.plan.exhausted ?? { status: 480, reason: 'Temporarily Unavailable' };
+      res = createResponse(ctx.req, ex.status, ex.reason, { toTag: generateTag() });
+    } else if (best.synthetic) {
+      // Nobody answered with a response of their own: timeouts and unreachable
+      // phones. A PBX caller expects "temporarily unavailable" (or the plan's choice).
+      const ex = ctx.plan.exhausted ?? (best.res.status === 408 && ctx.isInvite
+        ? { status: 480, reason: 'Temporarily Unavailable' }
+        : best.res.status === 408 ? { status: 408, reason: 'Request Timeout' } : { status: 480, reason: 'Temporarily Unavailable' });
+      res = createResponse(ctx.req, ex.status, ex.reason, { toTag: generateTag() });
+    } else if (best.res.status === 503) {
+      // "If the only response that was received is a 503, the proxy SHOULD generate a 500 response".
+      res = createResponse(ctx.req, 500, 'Server Internal Error', { toTag: best.res.to.tag ?? generateTag() });
+    } else {
+      res = best.res.clone();
+      res.removeFirst('via');
+      // §16.7 step 7: "the proxy MUST collect any WWW-Authenticate and Proxy-Authenticate header field values from all other 401 and 407 responses".
+      if (res.status === 401 || res.status === 407) {
+        for (const c of ctx.challenges) {
+          if (c === best.res) continue;
+          for (const v of c.getAll('www-authenticate')) res.append('www-authenticate', v);
+          for (const v of c.getAll('proxy-authenticate')) res.append('proxy-authenticate', v);
+        }
+      }
+      res.source = undefined;
+      ctx.tx.respond(res);
+      ctx.onFinal?.(res.status);
+      return this.cleanup(ctx);
+    }
+    ctx.tx.respond(res);
+    ctx.onFinal?.(res.status);
+    this.cleanup(ctx);
+  }
+
+  private cleanup(ctx: ResponseContext): void {
+    if (ctx.branches.some((b) => !b.done)) return;
+    ctx.overallTimer?.cancel();
+    this.contexts.delete(ctx.tx);
+  }
+
+  /** §16.7 step 9: "The proxy removes the topmost Via header field value from the response." */
+  private forwardUpstream(ctx: ResponseContext, res: SipResponse): void {
+    const up = res.clone();
+    up.removeFirst('via');
+    up.source = undefined;
+    ctx.tx.respond(up);
+  }
+
+  private reply(tx: ServerTransaction, status: number, reason: string, headers?: Array<[string, string]>): void {
+    const res = createResponse(tx.request, status, reason, { toTag: status > 100 ? generateTag() : undefined });
+    for (const [n, v] of headers ?? []) res.append(n, v);
+    tx.respond(res);
+  }
+
+  // ---- forwarding helpers ---------------------------------------------
+
+  /** Removes every leading Route value that designates us (we may have double Record-Routed). */
+  private popOwnRoutes(req: SipRequest): boolean {
+    let popped = false;
+    for (;;) {
+      const top = req.get('route');
+      if (top === undefined) return popped;
+      let uri: SipUri;
+      try {
+        uri = parseNameAddr(top, 'Route').uri;
+      } catch {
+        throw new SipError('DP_SIP_BAD_HEADER', 'Malformed Route header');
+      }
+      if (!this.o.interfaces.isLocalUri(uri)) return popped;
+      req.removeFirst('route');
+      popped = true;
+    }
+  }
+
+  /** §16.6 step 3 (Max-Forwards) and RFC 3327 Path → Route. */
+  private prepareForward(fwd: SipRequest, path: string[] | undefined): void {
+    const mf = fwd.maxForwards;
+    fwd.set('max-forwards', String(mf === undefined ? 70 : mf - 1));
+    if (path && path.length > 0) {
+      for (let i = path.length - 1; i >= 0; i--) fwd.prepend('route', path[i] ?? '');
+    }
+  }
+
+  /** §16.6 step 6-7: the next hop is the first Route if any, else the Request-URI. */
+  private nextHopUri(req: SipRequest): SipUri {
+    const top = req.get('route');
+    if (top !== undefined) return parseNameAddr(top, 'Route').uri;
+    return req.uri;
+  }
+
+  private resolveThen(uri: SipUri | undefined, dest: Destination | undefined, ok: (d: Destination) => void, fail: (reason: string) => void): void {
+    if (dest) return ok(dest);
+    if (!uri) return fail('No destination');
+    const r = resolveUri(uri);
+    if (r instanceof Promise) r.then(ok, () => fail('Destination unresolvable'));
+    else if (r) ok(r);
+    else fail('Destination unresolvable');
+  }
+
+  private pushVia(req: SipRequest, transport: TransportName, branch: string): void {
+    const v = this.o.interfaces.viaFor(transport);
+    req.prepend('via', new Via(v.transport, v.host, v.port, new Map([['branch', branch]])).toString());
+  }
+
+  /**
+   * §16.6 step 4: "The URI placed in the Record-Route header field value MUST
+   * be a SIP or SIPS URI ... [and] SHOULD contain an lr parameter". When the
+   * request crosses transports (e.g. WS → UDP), RFC 5658 double
+   * Record-Routing: one value per interface, so each side routes back through
+   * the interface it knows.
+   */
+  private recordRoute(req: SipRequest, inbound: TransportName, outbound: TransportName): void {
+    const rr = (t: TransportName): string => {
+      const v = this.o.interfaces.viaFor(t);
+      return `<sip:${v.host}:${v.port};transport=${t};lr>`;
+    };
+    if (inbound !== outbound) req.prepend('record-route', rr(inbound));
+    req.prepend('record-route', rr(outbound));
+  }
+
+  /**
+   * §16.3 step 4 (loop detection): a Via of ours whose branch carries the
+   * same loop hash means this very request came back unchanged: 482. A
+   * spiral (changed Request-URI or Route) hashes differently and passes.
+   */
+  private isLoop(req: SipRequest): boolean {
+    let hash: string | undefined;
+    for (const via of req.vias.slice(1)) {
+      const ours = this.o.interfaces.viaFor(via.transport.toLowerCase() as TransportName);
+      if (via.host.toLowerCase() !== ours.host.toLowerCase() || (via.port ?? 5060) !== ours.port) continue;
+      hash ??= loopHash(req);
+      if (via.branch?.endsWith(`.${hash}`)) return true;
+    }
+    return false;
+  }
+}
+
+const RECORD_ROUTED = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+
+/**
+ * "the proxy ... compute[s] a hash ... over ... the Request-URI, the To tag, the
+ * From tag, the Call-ID, the CSeq number ... and the Route, Proxy-Require and
+ * Proxy-Authorization header fields" (§16.6 step 8).
+ */
+function loopHash(req: SipRequest): string {
+  const h = createHash('sha1');
+  h.update(req.uri.toString());
+  h.update('|');
+  h.update(req.to.tag ?? '');
+  h.update('|');
+  h.update(req.from.tag ?? '');
+  h.update('|');
+  h.update(req.callId);
+  h.update('|');
+  h.update(String(req.cseq.seq));
+  for (const r of req.getAll('route')) h.update(r);
+  for (const r of req.getAll('proxy-require')) h.update(r);
+  return h.digest('hex').slice(0, 10);
+}
+
+/** §16.7 step 6 ordering: 6xx wins; otherwise the lowest class; real responses beat synthesised ones. */
+function better(a: number, aSynthetic: boolean, b: number, bSynthetic: boolean): boolean {
+  if (aSynthetic !== bSynthetic) return !aSynthetic;
+  const ca = Math.floor(a / 100);
+  const cb = Math.floor(b / 100);
+  if (ca === 6 || cb === 6) return ca === 6 && cb !== 6;
+  return ca < cb;
+}
+
+function lastIndexOf(headers: ReadonlyArray<{ name: string }>, name: string): number {
+  for (let i = headers.length - 1; i >= 0; i--) if (headers[i]?.name === name) return i;
+  return -1;
+}

@@ -1,0 +1,131 @@
+/**
+ * What the four RFC 3261 §17 state machines share: a state with debug-logged
+ * transitions, named timers that are all cancelled on termination and whose
+ * callbacks never throw, guarded calls into the TU, and sends whose transport
+ * errors come back to the state machine only while it is alive.
+ */
+import type { Clock, TimerHandle } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { SipRequest, SipResponse } from '../message/message.js';
+import type { Destination, TimerConfig, TransactionTransport, TransportError } from './types.js';
+
+/** "Timer D ... at least 32 seconds for unreliable transports" (§17.1.1.2, Table 4). */
+export const TIMER_D_UNRELIABLE_MS = 32_000;
+
+/** What a transaction needs from the layer that owns it. */
+export interface TransactionContext {
+  readonly transport: TransactionTransport;
+  readonly clock: Clock;
+  readonly timers: TimerConfig;
+  /** The layer's logger; each transaction logs through a child of it. */
+  readonly log: Logger;
+  /** Called exactly once when the transaction reaches "Terminated", before the TU hears of it. */
+  readonly forget: (tx: TransactionBase<string>) => void;
+}
+
+export abstract class TransactionBase<S extends string> {
+  readonly id: string;
+  protected readonly ctx: TransactionContext;
+  protected readonly log: Logger;
+  private current: S | 'Terminated';
+  private readonly armed = new Map<string, TimerHandle>();
+
+  protected constructor(ctx: TransactionContext, id: string, initial: S, kind: string, req: SipRequest, branch: string | undefined) {
+    this.ctx = ctx;
+    this.id = id;
+    this.current = initial;
+    this.log = ctx.log.child({ callId: req.get('call-id'), branch, tx: kind });
+  }
+
+  get state(): S | 'Terminated' {
+    return this.current;
+  }
+
+  get isTerminated(): boolean {
+    return this.current === 'Terminated';
+  }
+
+  protected transition(next: S): void {
+    if (this.current === next) return;
+    this.log.debug({ from: this.current, to: next }, 'transaction state change');
+    this.current = next;
+  }
+
+  /**
+   * "The client transaction MUST be destroyed the instant it enters the
+   * "Terminated" state" (§17.1.1.2); likewise for server transactions
+   * (§17.2.1, RFC 6026 §8.7). Timers are cancelled, the layer forgets the
+   * transaction, then the TU is told. Idempotent.
+   */
+  protected terminate(reason: string): void {
+    if (this.current === 'Terminated') return;
+    for (const h of this.armed.values()) h.cancel();
+    this.armed.clear();
+    this.log.debug({ from: this.current, to: 'Terminated', reason }, 'transaction state change');
+    this.current = 'Terminated';
+    this.ctx.forget(this);
+    this.tellTu('onTerminated', () => this.notifyTerminated());
+  }
+
+  protected abstract notifyTerminated(): void;
+
+  /** Arms (or re-arms) a named timer; its callback runs only if the timer was not stopped since. */
+  protected startTimer(name: string, ms: number, fn: () => void): void {
+    this.stopTimer(name);
+    const handle = this.ctx.clock.setTimer(ms, () => {
+      if (this.armed.get(name) !== handle) return;
+      this.armed.delete(name);
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err, timer: name }, 'transaction timer callback failed');
+      }
+    });
+    this.armed.set(name, handle);
+  }
+
+  protected stopTimer(name: string): void {
+    const h = this.armed.get(name);
+    if (h) {
+      h.cancel();
+      this.armed.delete(name);
+    }
+  }
+
+  /** Whether a transport is reliable: "timers zeroed", no retransmissions (§17.1.1.1). */
+  protected reliable(transport: Destination['transport']): boolean {
+    return this.ctx.transport.isReliable(transport);
+  }
+
+  /** Calls into the TU; a TU that throws is logged, never propagated into the state machine. */
+  protected tellTu(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err, callback: what }, 'transaction user callback threw');
+    }
+  }
+
+  protected sendRequest(req: SipRequest, dest: Destination): void {
+    this.ctx.transport.sendRequest(req, dest, (err) => this.transportFailed(err));
+  }
+
+  protected sendResponse(res: SipResponse): void {
+    this.ctx.transport.sendResponse(res, (err) => this.transportFailed(err));
+  }
+
+  private transportFailed(err: TransportError): void {
+    if (this.current === 'Terminated') {
+      this.log.debug({ code: err.code }, 'transport error after termination ignored');
+      return;
+    }
+    this.log.info({ code: err.code, msg: err.message, state: this.current }, 'transport error');
+    try {
+      this.handleTransportError(err);
+    } catch (e) {
+      this.log.error({ err: e }, 'transport error handling failed');
+    }
+  }
+
+  protected abstract handleTransportError(err: TransportError): void;
+}
