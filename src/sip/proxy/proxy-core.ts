@@ -11,13 +11,14 @@
 import { createHash } from 'node:crypto';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../logger.js';
-import { SipRequest, SipResponse, type HeaderField, type TransportName } from '../message/message.js';
+import { SipRequest, SipResponse, type TransportName } from '../message/message.js';
 import { parseNameAddr } from '../message/name-addr.js';
 import { SipError } from '../message/errors.js';
 import type { SipUri } from '../message/uri.js';
 import { Via } from '../message/via.js';
 import { generateBranch } from '../transaction/branch.js';
 import { createResponse, generateTag } from '../transaction/create-response.js';
+import { createCancel } from '../transaction/create-cancel.js';
 import type { ClientTransaction, ServerTransaction, TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
 import type { Destination, TransportError } from '../transaction/types.js';
 import { classifyStatus, type BranchOutcome, type ForkPlan, type ForkTarget } from './fork-plan.js';
@@ -437,13 +438,7 @@ export class ProxyCore implements TransactionUser {
     const dest = branch.dest;
     if (!inv || !dest || branch.cancelSent) return;
     branch.cancelSent = true;
-    const headers: HeaderField[] = [];
-    for (const h of inv.headers) {
-      if (h.name === 'via') { if (!headers.some((x) => x.name === 'via')) headers.push(h); continue; }
-      if (h.name === 'route' || h.name === 'from' || h.name === 'to' || h.name === 'call-id' || h.name === 'max-forwards') headers.push(h);
-    }
-    headers.push({ name: 'cseq', value: `${inv.cseq.seq} CANCEL` });
-    const cancel = new SipRequest('CANCEL', inv.uri, headers);
+    const cancel = createCancel(inv);
     this.layer.sendRequest(cancel, dest, { onResponse: () => undefined, onTimeout: () => undefined, onTransportError: () => undefined });
     // §9.1: "If no final response has been received after 64*T1 seconds, the
     // client SHOULD then consider the original transaction cancelled and SHOULD

@@ -1,0 +1,122 @@
+/**
+ * End-to-end harness: starts the built server (dist/src/main.js) as a child
+ * process on loopback with its own ports, and runs SIPp scenarios against it.
+ * Every child is killed when the test ends, even on failure.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(here, '..', '..');
+export const SCENARIOS = join(here, 'scenarios');
+export const DEMO_PASSWORD = 'e2e-secret';
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+
+/** Ports per test file: base + 0..99, derived from the pid so parallel files do not collide. */
+let nextPort = 20000 + (process.pid % 200) * 100;
+export function allocPort(): number {
+  return nextPort++;
+}
+
+export interface Dialplane {
+  sipPort: number;
+  wsPort: number;
+  proc: ChildProcess;
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** Profile fields to override (written to a temporary sip-profiles dir). */
+  profile?: Record<string, unknown>;
+}
+
+export async function startDialplane(opts: StartOptions = {}): Promise<Dialplane> {
+  const sipPort = allocPort();
+  const wsPort = allocPort();
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    DIALPLANE_BIND: '127.0.0.1',
+    DIALPLANE_SIP_PORT: String(sipPort),
+    DIALPLANE_WS_PORT: String(wsPort),
+    DIALPLANE_HTTP_PORT: String(allocPort()),
+    DIALPLANE_DEMO: '1',
+    DIALPLANE_DEMO_PASSWORD: DEMO_PASSWORD,
+    LOG_LEVEL: 'info',
+    ...opts.env,
+  };
+  if (opts.profile) {
+    const dir = mkdtempSync(join(tmpdir(), 'dp-profile-'));
+    writeFileSync(join(dir, 'test.json'), JSON.stringify({ name: 'test', ...opts.profile }));
+    env.DIALPLANE_PROFILES_DIR = dir;
+  }
+  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  const logs: string[] = [];
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('')}`)), 15_000);
+    const onData = (d: Buffer): void => {
+      logs.push(d.toString());
+      if (d.toString().includes('Dialplane SIP listening')) { clearTimeout(timer); resolve(); }
+    };
+    proc.stdout?.on('data', onData);
+    proc.stderr?.on('data', (d: Buffer) => logs.push(d.toString()));
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${logs.join('')}`)); });
+  });
+  await ready;
+  return {
+    sipPort, wsPort, proc, logs,
+    stop: () => new Promise<void>((resolve) => {
+      if (proc.exitCode !== null) { children.delete(proc); return resolve(); }
+      proc.once('exit', () => { children.delete(proc); resolve(); });
+      proc.kill('SIGTERM');
+      setTimeout(() => proc.kill('SIGKILL'), 3000).unref();
+    }),
+  };
+}
+
+export interface SippResult {
+  code: number | null;
+  output: string;
+}
+
+export interface Sipp {
+  done: Promise<SippResult>;
+  kill(): void;
+}
+
+/**
+ * Runs SIPp with a scenario from test/e2e/scenarios. `args` are SIPp's own;
+ * a timeout, -nostdin and -timeout_error are always added so a scenario can
+ * never hang a test.
+ */
+export function sipp(scenario: string, args: string[], timeoutSec = 20): Sipp {
+  const full = ['-sf', join(SCENARIOS, scenario), ...args, '-nostdin', '-timeout', `${timeoutSec}s`, '-timeout_error', '-trace_err', '-error_file', join(tmpdir(), `sipp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.err`)];
+  const proc = spawn('sipp', full, { cwd: SCENARIOS, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  let output = '';
+  proc.stdout?.on('data', (d: Buffer) => { output += d.toString(); });
+  proc.stderr?.on('data', (d: Buffer) => { output += d.toString(); });
+  const done = new Promise<SippResult>((resolve) => {
+    proc.once('exit', (code) => { children.delete(proc); resolve({ code, output }); });
+    proc.once('error', (err) => { children.delete(proc); resolve({ code: -1, output: `${output}\n${err.message}` }); });
+  });
+  return { done, kill: () => proc.kill('SIGKILL') };
+}
+
+/** Registers `user`'s contact at 127.0.0.1:contactPort with digest auth, via a short-lived SIPp on that port. */
+export async function registerContact(dp: Dialplane, user: string, contactPort: number, password = DEMO_PASSWORD): Promise<SippResult> {
+  return sipp('uac-register-digest-expect-200.xml', [
+    `127.0.0.1:${dp.sipPort}`, '-i', '127.0.0.1', '-p', String(contactPort), '-s', user, '-au', user, '-ap', password, '-m', '1',
+  ], 10).done;
+}
+
+export function summary(r: SippResult): string {
+  return r.output.split('\n').filter((l) => /Successful call|Failed call|Unexpected|error|Aborting|Error/i.test(l)).slice(0, 12).join('\n');
+}
