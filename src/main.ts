@@ -104,6 +104,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   const router = createCallRouter({
     realm: p.realm, directory, location, credentials, digest,
     trusted: p.trustedSources.map(parseCidr),
+    isLocalUri,
     flowAlive: (id) => transport.hasConnection(id),
     node: config.node, clock, log: log.child({ component: 'router' }), ringTimeoutMs: p.ringTimeoutMs,
   });

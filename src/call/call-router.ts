@@ -10,7 +10,7 @@
 import type { Clock } from '../sip/clock.js';
 import type { Logger } from '../sip/logger.js';
 import type { SipRequest } from '../sip/message/message.js';
-import { parseUri, unescapeUri } from '../sip/message/uri.js';
+import { parseUri, unescapeUri, type SipUri } from '../sip/message/uri.js';
 import type { ForkTarget } from '../sip/proxy/fork-plan.js';
 import type { InitialRequestRouter, RoutingDecision } from '../sip/proxy/proxy-core.js';
 import type { CredentialSource } from '../sip/registrar/credentials.js';
@@ -35,6 +35,8 @@ export interface CallRouterOptions {
   digest: DigestAuthenticator;
   /** Carrier trunks: requests from these sources are not challenged. */
   trusted: readonly Cidr[];
+  /** Whether a URI designates this server. */
+  isLocalUri: (uri: SipUri) => boolean;
   /** Whether a connection-oriented flow is still open on this node. */
   flowAlive: (connectionId: string) => boolean;
   node: string;
@@ -59,7 +61,12 @@ export function createCallRouter(o: CallRouterOptions): InitialRequestRouter {
 
     if (!fromCarrier) {
       // RFC 3261 §22.3: a proxy challenges with 407 and Proxy-Authenticate.
-      const verdict = await o.digest.verify({ method: req.method, requestUri: req.uri.toString(), authorization: req.getAll('proxy-authorization') }, o.credentials);
+      const verdict = await o.digest.verify({
+        method: req.method,
+        requestUri: req.uri.toString(),
+        authorization: req.getAll('proxy-authorization'),
+        alsoAccept: (u) => uriIsLocal(u, o.isLocalUri),
+      }, o.credentials);
       if (verdict.kind === 'malformed') return { action: 'respond', status: 400, reason: verdict.reason };
       if (verdict.kind !== 'ok') {
         if (verdict.kind === 'failed') o.log.info({ user: verdict.username, why: verdict.internalReason, from: src?.address }, `${req.method} authentication failed`);
@@ -92,6 +99,14 @@ export function createCallRouter(o: CallRouterOptions): InitialRequestRouter {
       },
     };
   };
+}
+
+function uriIsLocal(text: string, isLocal: (u: SipUri) => boolean): boolean {
+  try {
+    return isLocal(parseUri(text));
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * Every child is killed when the test ends, even on failure.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,4 +119,22 @@ export async function registerContact(dp: Dialplane, user: string, contactPort: 
 
 export function summary(r: SippResult): string {
   return r.output.split('\n').filter((l) => /Successful call|Failed call|Unexpected|error|Aborting|Error/i.test(l)).slice(0, 12).join('\n');
+}
+
+/** Whether something listens on UDP 127.0.0.1:port (reads /proc/net/udp: no sleeping guesses). */
+function udpBound(port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  try {
+    return readFileSync('/proc/net/udp', 'utf8').includes(hex);
+  } catch {
+    return true;
+  }
+}
+
+/** Starts a SIPp UAS on 127.0.0.1:port and resolves once its socket is bound (bounded wait). */
+export async function startUas(scenario: string, port: number, extra: string[] = [], timeoutSec = 20): Promise<Sipp> {
+  const s = sipp(scenario, ['-i', '127.0.0.1', '-p', String(port), '-m', '1', ...extra], timeoutSec);
+  const deadline = Date.now() + 5000;
+  while (!udpBound(port) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return s;
 }

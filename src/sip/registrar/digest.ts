@@ -396,7 +396,18 @@ export class DigestAuthenticator {
    * `creds.lookup` (store down) propagates for the caller to answer 500/503.
    */
   async verify(
-    req: { method: string; requestUri: string; authorization: readonly string[] },
+    req: {
+      method: string;
+      requestUri: string;
+      authorization: readonly string[];
+      /**
+       * Other `uri` values that designate the same resource. A proxy passes
+       * "a URI of this server": SIPp's [authentication] (and UAs behind a
+       * proxy that rewrote the Request-URI) put the server's address there,
+       * not the full Request-URI. The response digest still covers the value.
+       */
+      alsoAccept?: (uri: string) => boolean;
+    },
     creds: CredentialSource,
   ): Promise<DigestVerdict> {
     const picked = this.pick(req.authorization);
@@ -416,7 +427,7 @@ export class DigestAuthenticator {
     if (response === undefined) return malformed('missing response parameter');
     // RFC 2617 §3.2.2.5: the uri must designate the Request-URI's resource,
     // "if they are not, the server SHOULD return a 400 Bad Request error".
-    if (uri !== req.requestUri) return malformed('uri parameter does not match the Request-URI');
+    if (uri !== req.requestUri && !(req.alsoAccept?.(uri) ?? false)) return malformed('uri parameter does not match the Request-URI');
 
     const qop = params.get('qop');
     const nc = params.get('nc');
