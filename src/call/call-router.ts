@@ -48,6 +48,10 @@ export interface CallRouterOptions {
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, MESSAGE, NOTIFY, SUBSCRIBE, REFER';
 
+function pong(): RoutingDecision {
+  return { action: 'respond', status: 200, reason: 'OK', headers: [['Allow', ALLOW], ['Accept', 'application/sdp']] };
+}
+
 export function createCallRouter(o: CallRouterOptions): InitialRequestRouter {
   return async (req: SipRequest): Promise<RoutingDecision> => {
     const src = req.source;
@@ -55,9 +59,11 @@ export function createCallRouter(o: CallRouterOptions): InitialRequestRouter {
     const calledUser = req.uri.isSip && req.uri.user !== undefined ? unescapeUri(req.uri.user) : req.uri.scheme === 'tel' ? req.uri.user : undefined;
 
     // Out-of-dialog OPTIONS to the server itself: the keep-alive ping carriers and phones send.
-    if (req.method === 'OPTIONS' && (calledUser === undefined || (!o.directory.isExtension(calledUser) && !o.directory.numberTargets(calledUser)))) {
-      return { action: 'respond', status: 200, reason: 'OK', headers: [['Allow', ALLOW], ['Accept', 'application/sdp']] };
-    }
+    // Only carriers get it without credentials: answering 200 to anyone for unknown users
+    // and 407 for real ones would let a scanner (SIPVicious svwar -m OPTIONS) list extensions.
+    const isPing = (): boolean => req.method === 'OPTIONS'
+      && (calledUser === undefined || (!o.directory.isExtension(calledUser) && !o.directory.numberTargets(calledUser)));
+    if (fromCarrier && isPing()) return pong();
 
     if (!fromCarrier) {
       // RFC 3261 §22.3: a proxy challenges with 407 and Proxy-Authenticate.
@@ -75,6 +81,7 @@ export function createCallRouter(o: CallRouterOptions): InitialRequestRouter {
       }
       // We consumed these credentials; the next hop must not see them.
       req.remove('proxy-authorization');
+      if (isPing()) return pong();
     }
 
     if (calledUser === undefined) return { action: 'respond', status: 404, reason: 'Not Found' };
