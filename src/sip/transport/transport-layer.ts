@@ -230,13 +230,13 @@ export class TransportLayer implements TransactionTransport {
     return via.host.toLowerCase() === ours.host.toLowerCase() && (via.port ?? 5060) === ours.port;
   }
 
-  private adoptTcp(sock: Socket): StreamConnection {
+  private adoptTcp(sock: Socket, dialled?: { address: string; port: number }): StreamConnection {
     sock.setNoDelay(true);
     const conn: StreamConnection = {
       id: `tcp-${++connectionSeq}`,
       transport: 'tcp',
-      remoteAddress: normalizeAddress(sock.remoteAddress ?? ''),
-      remotePort: sock.remotePort ?? 0,
+      remoteAddress: dialled?.address ?? normalizeAddress(sock.remoteAddress ?? ''),
+      remotePort: dialled?.port ?? sock.remotePort ?? 0,
       localPort: sock.localPort ?? 0,
       send: (d) => { sock.write(d); },
       close: () => sock.destroy(),
@@ -365,10 +365,8 @@ export class TransportLayer implements TransactionTransport {
     if (t === 'ws') return queueError(onError, 'NO_CONNECTION', 'no WebSocket connection to the destination');
     // §18.1.1: open a new connection to the destination.
     const sock = connect({ host: dest.address, port: dest.port });
-    const c = this.adoptTcp(sock);
-    c.remoteAddress = normalizeAddress(dest.address);
-    c.remotePort = dest.port;
-    this.register(c);
+    // Not connected yet: index the connection under the address we dialled.
+    const c = this.adoptTcp(sock, { address: normalizeAddress(dest.address), port: dest.port });
     sock.once('error', (err) => onError({ code: (err as NodeJS.ErrnoException).code ?? 'ETCP', message: err.message }));
     c.send(data);
   }
