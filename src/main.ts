@@ -123,7 +123,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   core.proxy = new ProxyCore({
     layer, clock, log: log.child({ component: 'proxy' }), router,
     registrar: registrar.handle,
-    interfaces: { viaFor: (t) => transport.viaFor(t), isLocalUri },
+    interfaces: { viaFor: (t) => transport.viaFor(t), isLocalUri, flowDestination: (id) => transport.connectionDestination(id) },
     timerCMs: p.timers.timerC,
     t1Ms: p.timers.t1,
   });

@@ -8,7 +8,7 @@
  * is asked of an injected `router`, which answers with a ForkPlan or a
  * rejection. REGISTER for our domain goes to an injected registrar.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../logger.js';
 import { SipRequest, SipResponse, type TransportName } from '../message/message.js';
@@ -41,6 +41,12 @@ export interface ProxyInterfaces {
   viaFor(transport: TransportName): { transport: string; host: string; port: number };
   /** Whether a URI designates this proxy (Route removal, §16.4). */
   isLocalUri(uri: SipUri): boolean;
+  /**
+   * Where an open connection-oriented flow (WS/TCP connection id) leads, or
+   * undefined once it has closed. Lets in-dialog requests reach a peer whose
+   * Contact cannot be resolved (a WebSocket client's "xxx.invalid").
+   */
+  flowDestination?(connectionId: string): Destination | undefined;
 }
 
 export interface ProxyCoreOptions {
@@ -105,6 +111,8 @@ export class ProxyCore implements TransactionUser {
   private readonly timerC: number;
   private readonly t1: number;
   private readonly validation: ValidationOptions;
+  /** Key for the MAC that protects flow tokens in our Record-Route (RFC 5626 §5.2). */
+  private readonly flowKey = randomBytes(16);
 
   constructor(private readonly o: ProxyCoreOptions) {
     this.layer = o.layer;
@@ -138,11 +146,11 @@ export class ProxyCore implements TransactionUser {
     try {
       const mf = req.maxForwards;
       if (mf === 0) return;
-      this.popOwnRoutes(req);
+      const own = this.popOwnRoutes(req);
       const fwd = req.clone();
       this.prepareForward(fwd, undefined);
       const hop = this.nextHopUri(fwd);
-      this.resolveThen(hop, undefined, (dest) => {
+      this.resolveThen(hop, this.flowTarget(fwd, own.flow), (dest) => {
         this.pushVia(fwd, dest.transport, generateBranch());
         this.layer.sendAck(fwd, dest);
       }, () => undefined);
@@ -190,7 +198,8 @@ export class ProxyCore implements TransactionUser {
     }
     // "If the first value in the Route header field indicates this proxy, the
     //  proxy MUST remove that value from the request."
-    const hadOwnRoute = this.popOwnRoutes(req);
+    const own = this.popOwnRoutes(req);
+    const hadOwnRoute = own.popped;
 
     const inDialog = req.to.tag !== undefined;
     if (inDialog) {
@@ -199,7 +208,9 @@ export class ProxyCore implements TransactionUser {
         if (this.o.interfaces.isLocalUri(req.uri)) return this.reply(tx, 481, 'Call/Transaction Does Not Exist');
         return this.reply(tx, 403, 'Not relaying in-dialog requests that did not route through this proxy');
       }
-      return this.startContext(tx, req, { groups: [{ targets: [{ uri: req.uri }] }] }, true);
+      // The last Route of ours may name the flow the next hop is on (see recordRoute()).
+      const dest = this.flowTarget(req, own.flow);
+      return this.startContext(tx, req, { groups: [{ targets: [dest ? { uri: req.uri, dest } : { uri: req.uri }] }] }, true);
     }
 
     // We are the registrar of every domain we serve (§10.3); nothing is relayed.
@@ -221,10 +232,19 @@ export class ProxyCore implements TransactionUser {
       this.startContext(tx, req, d.plan, false, d.onOutcome, d.onFinal);
     };
     if (decision instanceof Promise) {
-      decision.then(apply, (err: unknown) => {
+      const fail = (err: unknown): void => {
         this.o.log.error({ err, callId: req.callId }, 'router failed');
         this.reply(tx, 500, 'Server Internal Error');
-      });
+      };
+      // A throw inside apply() would otherwise reject the promise .then()
+      // returns, which nobody awaits: an unhandled rejection ends the process.
+      decision.then((d) => {
+        try {
+          apply(d);
+        } catch (err) {
+          fail(err);
+        }
+      }, fail);
     } else {
       apply(decision);
     }
@@ -265,8 +285,9 @@ export class ProxyCore implements TransactionUser {
   ): void {
     if (plan.groups.length === 0 || plan.groups.every((g) => g.targets.length === 0)) {
       const ex = plan.exhausted ?? { status: 480, reason: 'Temporarily Unavailable' };
-      onFinal?.(ex.status);
-      return this.reply(tx, ex.status, ex.reason);
+      this.reply(tx, ex.status, ex.reason);
+      if (onFinal) callSafely(this.o.log, 'onFinal', () => onFinal(ex.status));
+      return;
     }
     const ctx: ResponseContext = {
       tx, req, plan, inDialog, onOutcome, onFinal,
@@ -292,32 +313,51 @@ export class ProxyCore implements TransactionUser {
       const group = ctx.plan.groups[ctx.groupIndex];
       if (!group) return this.finish(ctx);
       if (group.targets.length === 0) continue;
-      for (const target of group.targets) {
-        const timeout = target.timeoutMs ?? group.timeoutMs;
-        this.startBranch(ctx, target, timeout);
-      }
+      // Every branch of the group exists before the first is started: a
+      // target that fails synchronously (unresolvable, transport error
+      // reported at once) must not find the group empty in checkProgress()
+      // and end it — or the whole context — before its siblings were tried.
+      const started = group.targets.map((target) => ({ branch: this.newBranch(ctx, target), timeout: target.timeoutMs ?? group.timeoutMs }));
+      for (const { branch, timeout } of started) this.startBranch(branch, timeout);
       return;
     }
   }
 
-  private startBranch(ctx: ResponseContext, target: ForkTarget, timeoutMs: number | undefined): void {
+  private newBranch(ctx: ResponseContext, target: ForkTarget): Branch {
     const branch: Branch = {
       ctx, target, startedAt: this.o.clock.now(),
       provisional: false, cancelWanted: false, cancelSent: false, done: false,
     };
     ctx.branches.push(branch);
+    return branch;
+  }
+
+  private startBranch(branch: Branch, timeoutMs: number | undefined): void {
+    if (branch.done) return; // defensive: nothing ends an unstarted branch today
+    const { ctx, target } = branch;
     // §16.6 "Request Forwarding", steps 1-10.
     const fwd = ctx.req.clone();
     fwd.source = undefined;
     if (!ctx.inDialog) fwd.uri = target.uri; // step 2
     this.prepareForward(fwd, target.path); // step 3 (Max-Forwards), Path → Route
-    const hop = target.dest ? undefined : this.nextHopUri(fwd);
+    let hop: SipUri | undefined;
+    try {
+      hop = target.dest ? undefined : this.nextHopUri(fwd);
+    } catch {
+      // A malformed Path value from the location service: this target is unreachable, the others still ring.
+      return this.onBranchFailure(branch, 503, 'Malformed Route');
+    }
     this.resolveThen(hop, target.dest, (dest) => {
       if (branch.done) return;
-      if (ctx.cancelled) return this.endBranch(branch, undefined);
+      if (ctx.cancelled) {
+        // §16.10: the request was CANCELled while this branch was still
+        // resolving: it is never sent, and the context must not wait for it.
+        this.endBranch(branch, undefined);
+        return this.checkProgress(ctx);
+      }
       branch.dest = dest;
       // Step 4: Record-Route, doubled when the request changes transport (RFC 5658).
-      if (!ctx.inDialog && RECORD_ROUTED.has(fwd.method)) this.recordRoute(fwd, ctx.req.source?.transport ?? 'udp', dest.transport);
+      if (!ctx.inDialog && RECORD_ROUTED.has(fwd.method)) this.recordRoute(fwd, ctx.req.source?.transport ?? 'udp', dest.transport, ctx.req.source?.connectionId, dest.connectionId);
       // Step 8: our Via, with a loop-detection component in the branch.
       this.pushVia(fwd, dest.transport, `${generateBranch()}.${loopHash(ctx.req)}`);
       branch.request = fwd;
@@ -332,8 +372,9 @@ export class ProxyCore implements TransactionUser {
           this.onBranchFailure(branch, 503, 'Service Unavailable');
         },
       });
-      // Step 11: Timer C for INVITE, or the plan's no-answer timeout if shorter.
-      if (ctx.isInvite) {
+      // Step 11: Timer C for INVITE, or the plan's no-answer timeout if shorter
+      // (not for a branch the transport already failed, synchronously).
+      if (ctx.isInvite && !branch.done) {
         const ms = Math.min(timeoutMs ?? this.timerC, this.timerC);
         branch.resetsOnProvisional = timeoutMs === undefined;
         branch.timer = this.o.clock.setTimer(ms, () => this.expireBranch(branch));
@@ -366,7 +407,7 @@ export class ProxyCore implements TransactionUser {
       if (first) {
         ctx.finalSent = true;
         ctx.stopNew = true;
-        ctx.onFinal?.(status);
+        this.notifyFinal(ctx, status);
         // §16.7 step 10: "the proxy MUST generate a CANCEL request for all pending client transactions".
         for (const b of ctx.branches) if (!b.done) { this.cancelBranch(b); this.endBranch(b, 487, 'cancelled'); }
       }
@@ -375,6 +416,10 @@ export class ProxyCore implements TransactionUser {
     }
     if (branch.done) return; // late final of a branch that had timed out
     this.considerFinal(ctx, res, false);
+    // ForkPlan.stopOn names statuses that end the hunt: judged on each
+    // response as it arrives, not on the best so far (an earlier 480 of group
+    // 1 stays "best" over a 486 of group 2 that must stop the hunt).
+    if (ctx.plan.stopOn?.(status)) ctx.stopNew = true;
     if (status >= 600) {
       // "If a 6xx response is received, it is not immediately forwarded, but the
       //  stateful proxy SHOULD cancel all client pending transactions ... and it
@@ -408,9 +453,18 @@ export class ProxyCore implements TransactionUser {
     if (branch.done) return;
     branch.done = true;
     branch.timer?.cancel();
-    if (status !== undefined) {
-      branch.ctx.onOutcome?.({ target: branch.target, status, kind: kind ?? classifyStatus(status), elapsedMs: this.o.clock.now() - branch.startedAt });
+    const onOutcome = branch.ctx.onOutcome;
+    if (status !== undefined && onOutcome) {
+      const outcome: BranchOutcome = { target: branch.target, status, kind: kind ?? classifyStatus(status), elapsedMs: this.o.clock.now() - branch.startedAt };
+      // Called from timers and transaction callbacks: a throwing listener must
+      // not escape (from a timer it would end the process) nor stop the hunt.
+      callSafely(branch.ctx.log, 'onOutcome', () => onOutcome(outcome));
     }
+  }
+
+  private notifyFinal(ctx: ResponseContext, status: number): void {
+    const onFinal = ctx.onFinal;
+    if (onFinal) callSafely(ctx.log, 'onFinal', () => onFinal(status));
   }
 
   /**
@@ -443,8 +497,17 @@ export class ProxyCore implements TransactionUser {
     // §9.1: "If no final response has been received after 64*T1 seconds, the
     // client SHOULD then consider the original transaction cancelled and SHOULD
     // destroy the client transaction handling the original request."
+    // Terminating the transaction tells nobody, so the branch is ended here as
+    // well ("consider the original transaction cancelled"): otherwise a
+    // CANCELled context would wait for Timer C before answering 487 upstream.
     const tx = branch.tx;
-    if (tx) this.o.clock.setTimer(64 * this.t1, () => { if (tx.state !== 'Terminated') tx.terminate(); });
+    this.o.clock.setTimer(64 * this.t1, () => {
+      if (tx && tx.state !== 'Terminated') tx.terminate();
+      if (!branch.done) {
+        this.endBranch(branch, 487, 'cancelled');
+        this.checkProgress(branch.ctx);
+      }
+    });
   }
 
   /** §16.7 step 6: "choose the best final response". */
@@ -455,11 +518,11 @@ export class ProxyCore implements TransactionUser {
   }
 
   private checkProgress(ctx: ResponseContext): void {
-    if (ctx.branches.some((b) => !b.done && b.ctx.groupIndex === ctx.groupIndex)) return;
+    // Earlier groups' branches are all done (answered, expired or failed) before a group starts.
+    if (ctx.branches.some((b) => !b.done)) return;
     if (ctx.finalSent) return this.cleanup(ctx);
-    const best = ctx.best;
-    const stop = ctx.stopNew || ctx.cancelled
-      || (best !== undefined && !best.synthetic && (ctx.plan.stopOn ? ctx.plan.stopOn(best.res.status) : best.res.status >= 600));
+    // 6xx and ForkPlan.stopOn set stopNew as their responses arrive.
+    const stop = ctx.stopNew || ctx.cancelled;
     if (!stop && ctx.groupIndex + 1 < ctx.plan.groups.length) return this.nextGroup(ctx);
     this.finish(ctx);
   }
@@ -498,11 +561,11 @@ export class ProxyCore implements TransactionUser {
       }
       res.source = undefined;
       ctx.tx.respond(res);
-      ctx.onFinal?.(res.status);
+      this.notifyFinal(ctx, res.status);
       return this.cleanup(ctx);
     }
     ctx.tx.respond(res);
-    ctx.onFinal?.(res.status);
+    this.notifyFinal(ctx, res.status);
     this.cleanup(ctx);
   }
 
@@ -528,22 +591,48 @@ export class ProxyCore implements TransactionUser {
 
   // ---- forwarding helpers ---------------------------------------------
 
-  /** Removes every leading Route value that designates us (we may have double Record-Routed). */
-  private popOwnRoutes(req: SipRequest): boolean {
+  /**
+   * Removes every leading Route value that designates us (we may have double
+   * Record-Routed), and returns the flow token (user part) of the last one:
+   * the value facing the next hop.
+   */
+  private popOwnRoutes(req: SipRequest): { popped: boolean; flow: string | undefined } {
     let popped = false;
+    let flow: string | undefined;
     for (;;) {
       const top = req.get('route');
-      if (top === undefined) return popped;
+      if (top === undefined) return { popped, flow };
       let uri: SipUri;
       try {
         uri = parseNameAddr(top, 'Route').uri;
       } catch {
         throw new SipError('DP_SIP_BAD_HEADER', 'Malformed Route header');
       }
-      if (!this.o.interfaces.isLocalUri(uri)) return popped;
+      if (!this.o.interfaces.isLocalUri(uri)) return { popped, flow };
       req.removeFirst('route');
       popped = true;
+      flow = uri.user;
     }
+  }
+
+  /**
+   * RFC 5626 §5.3: a request whose last Route of ours carries a flow token,
+   * with no further Route, goes out over that flow (the connection the
+   * target's dialog was set up on) instead of to its Request-URI — a
+   * WebSocket client's Contact ("xxx.invalid", RFC 7118 §5.2) resolves to
+   * nothing. A forged or stale token, or a closed flow, falls back to the URI.
+   */
+  private flowTarget(req: SipRequest, token: string | undefined): Destination | undefined {
+    if (token === undefined || req.has('route') || !this.o.interfaces.flowDestination) return undefined;
+    const dot = token.lastIndexOf('.');
+    const id = token.slice(0, dot);
+    if (dot <= 0 || token !== this.flowToken(id)) return undefined;
+    return this.o.interfaces.flowDestination(id);
+  }
+
+  /** "<connection id>.<MAC>": unforgeable, so a peer cannot aim in-dialog requests at another client's connection. */
+  private flowToken(connectionId: string): string {
+    return `${connectionId}.${createHmac('sha256', this.flowKey).update(connectionId).digest('base64url').slice(0, 16)}`;
   }
 
   /** §16.6 step 3 (Max-Forwards) and RFC 3327 Path → Route. */
@@ -582,30 +671,58 @@ export class ProxyCore implements TransactionUser {
    * request crosses transports (e.g. WS → UDP), RFC 5658 double
    * Record-Routing: one value per interface, so each side routes back through
    * the interface it knows.
+   *
+   * A side reached over a connection (WS, TCP) gets that connection's flow
+   * token as the user part of its value (RFC 5626 §5.3), so in-dialog
+   * requests towards it reuse the connection (see flowTarget()); two sides
+   * on the same transport but different connections (WS → WS) are then
+   * double Record-Routed too, one token each.
    */
-  private recordRoute(req: SipRequest, inbound: TransportName, outbound: TransportName): void {
-    const rr = (t: TransportName): string => {
+  private recordRoute(req: SipRequest, inbound: TransportName, outbound: TransportName, inboundFlow?: string, outboundFlow?: string): void {
+    const rr = (t: TransportName, flow: string | undefined): string => {
       const v = this.o.interfaces.viaFor(t);
-      return `<sip:${v.host}:${v.port};transport=${t};lr>`;
+      return `<sip:${flow === undefined ? '' : `${this.flowToken(flow)}@`}${v.host}:${v.port};transport=${t};lr>`;
     };
-    if (inbound !== outbound) req.prepend('record-route', rr(inbound));
-    req.prepend('record-route', rr(outbound));
+    if (inbound !== outbound || inboundFlow !== outboundFlow) req.prepend('record-route', rr(inbound, inboundFlow));
+    req.prepend('record-route', rr(outbound, outboundFlow));
   }
 
   /**
    * §16.3 step 4 (loop detection): a Via of ours whose branch carries the
    * same loop hash means this very request came back unchanged: 482. A
    * spiral (changed Request-URI or Route) hashes differently and passes.
+   * "the element MUST check whether its own address is already present in
+   * the Via header field values": all of them, the top one included — a
+   * request we sent to ourselves comes back with our Via on top.
    */
   private isLoop(req: SipRequest): boolean {
     let hash: string | undefined;
-    for (const via of req.vias.slice(1)) {
+    for (const via of req.vias) {
       const ours = this.o.interfaces.viaFor(via.transport.toLowerCase() as TransportName);
       if (via.host.toLowerCase() !== ours.host.toLowerCase() || (via.port ?? 5060) !== ours.port) continue;
-      hash ??= loopHash(req);
+      // Hashed as startBranch() hashed it: after §16.4 popped our own Route
+      // values. Hashing them here too would make a loop whose copies come
+      // back with our Route (a Path naming us) look like a spiral for ever.
+      hash ??= loopHash(req, this.routesAfterOwn(req));
       if (via.branch?.endsWith(`.${hash}`)) return true;
     }
     return false;
+  }
+
+  /** The Route values left once the leading ones designating us are removed (§16.4), without changing the request. */
+  private routesAfterOwn(req: SipRequest): string[] {
+    const routes = req.getAll('route');
+    let i = 0;
+    for (; i < routes.length; i++) {
+      let uri: SipUri;
+      try {
+        uri = parseNameAddr(routes[i] ?? '', 'Route').uri;
+      } catch {
+        break;
+      }
+      if (!this.o.interfaces.isLocalUri(uri)) break;
+    }
+    return routes.slice(i);
   }
 }
 
@@ -616,7 +733,7 @@ const RECORD_ROUTED = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
  * From tag, the Call-ID, the CSeq number ... and the Route, Proxy-Require and
  * Proxy-Authorization header fields" (§16.6 step 8).
  */
-function loopHash(req: SipRequest): string {
+function loopHash(req: SipRequest, routes: readonly string[] = req.getAll('route')): string {
   const h = createHash('sha1');
   h.update(req.uri.toString());
   h.update('|');
@@ -627,18 +744,35 @@ function loopHash(req: SipRequest): string {
   h.update(req.callId);
   h.update('|');
   h.update(String(req.cseq.seq));
-  for (const r of req.getAll('route')) h.update(r);
+  for (const r of routes) h.update(r);
   for (const r of req.getAll('proxy-require')) h.update(r);
   return h.digest('hex').slice(0, 10);
 }
 
-/** §16.7 step 6 ordering: 6xx wins; otherwise the lowest class; real responses beat synthesised ones. */
+/**
+ * §16.7 step 6: "The proxy SHOULD give preference to responses that provide
+ * information affecting resubmission of this request, such as 401, 407, 415,
+ * 420, and 484 if the 4xx class is chosen."
+ */
+const RESUBMISSION_4XX = new Set([401, 407, 415, 420, 484]);
+
+/** §16.7 step 6 ordering: 6xx wins; otherwise the lowest class (resubmission 4xx first); real responses beat synthesised ones. */
 function better(a: number, aSynthetic: boolean, b: number, bSynthetic: boolean): boolean {
   if (aSynthetic !== bSynthetic) return !aSynthetic;
   const ca = Math.floor(a / 100);
   const cb = Math.floor(b / 100);
   if (ca === 6 || cb === 6) return ca === 6 && cb !== 6;
+  if (ca === 4 && cb === 4) return RESUBMISSION_4XX.has(a) && !RESUBMISSION_4XX.has(b);
   return ca < cb;
+}
+
+/** Runs a router-supplied listener; what it throws is logged, never propagated into the proxy. */
+function callSafely(log: Logger, what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.error({ err, callback: what }, 'routing listener threw');
+  }
 }
 
 function lastIndexOf(headers: ReadonlyArray<{ name: string }>, name: string): number {

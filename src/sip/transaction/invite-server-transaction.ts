@@ -250,6 +250,8 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
   private lateResponse(res: SipResponse): void {
     if (res.status >= 200 && res.status < 300) {
       this.log.debug({ status: res.status, state: this.state }, '2xx after final response sent statelessly');
+      // Same connection as the INVITE (§18.2.2), as in sendResponse().
+      if (this.request.source?.connectionId !== undefined) res.source = this.request.source;
       this.ctx.transport.sendResponse(res, (err) => this.log.info({ code: err.code }, 'stateless 2xx send failed'));
       return;
     }

@@ -6,7 +6,7 @@
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import type { Logger } from '../logger.js';
-import type { SipRequest, SipResponse } from '../message/message.js';
+import type { MessageSource, SipRequest, SipResponse } from '../message/message.js';
 import type { Destination, TimerConfig, TransactionTransport, TransportError } from './types.js';
 
 /** "Timer D ... at least 32 seconds for unreliable transports" (§17.1.1.2, Table 4). */
@@ -29,11 +29,14 @@ export abstract class TransactionBase<S extends string> {
   protected readonly log: Logger;
   private current: S | 'Terminated';
   private readonly armed = new Map<string, TimerHandle>();
+  /** Where the request that created a server transaction came from (its WS/TCP connection). */
+  private readonly requestSource: MessageSource | undefined;
 
   protected constructor(ctx: TransactionContext, id: string, initial: S, kind: string, req: SipRequest, branch: string | undefined) {
     this.ctx = ctx;
     this.id = id;
     this.current = initial;
+    this.requestSource = req.source;
     this.log = ctx.log.child({ callId: req.get('call-id'), branch, tx: kind });
   }
 
@@ -111,6 +114,13 @@ export abstract class TransactionBase<S extends string> {
   }
 
   protected sendResponse(res: SipResponse): void {
+    // §18.2.2: over a reliable transport "the response MUST be sent using the
+    // existing connection to the source of the original request that created
+    // the transaction". The transport reads that connection from res.source;
+    // responses built by createResponse() or forwarded by a proxy carry none,
+    // and a WebSocket client's Via (".invalid" sent-by, no rport) cannot lead
+    // back to its connection, so the transaction supplies it.
+    if (this.requestSource?.connectionId !== undefined) res.source = this.requestSource;
     this.ctx.transport.sendResponse(res, (err) => this.transportFailed(err));
   }
 

@@ -148,6 +148,12 @@ export class TransportLayer implements TransactionTransport {
     return this.connections.has(id);
   }
 
+  /** Where an open connection leads (RFC 5626 flow), or undefined once it has closed. */
+  connectionDestination(id: string): Destination | undefined {
+    const c = this.connections.get(id);
+    return c ? { transport: c.transport, address: c.remoteAddress, port: c.remotePort, connectionId: c.id } : undefined;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }
