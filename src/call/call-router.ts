@@ -53,9 +53,20 @@ function pong(): RoutingDecision {
 }
 
 export function createCallRouter(o: CallRouterOptions): InitialRequestRouter {
+  // Source address → trusted? Cached: CIDR matching parses the address each time.
+  const trustedCache = new Map<string, boolean>();
+  const isTrusted = (address: string): boolean => {
+    let v = trustedCache.get(address);
+    if (v === undefined) {
+      v = o.trusted.some((c) => cidrContains(c, address));
+      if (trustedCache.size >= 10_000) trustedCache.clear();
+      trustedCache.set(address, v);
+    }
+    return v;
+  };
   return async (req: SipRequest): Promise<RoutingDecision> => {
     const src = req.source;
-    const fromCarrier = src !== undefined && o.trusted.some((c) => cidrContains(c, src.address));
+    const fromCarrier = src !== undefined && isTrusted(src.address);
     const calledUser = req.uri.isSip && req.uri.user !== undefined ? unescapeUri(req.uri.user) : req.uri.scheme === 'tel' ? req.uri.user : undefined;
 
     // Out-of-dialog OPTIONS to the server itself: the keep-alive ping carriers and phones send.

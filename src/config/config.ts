@@ -38,7 +38,7 @@ const DEFAULTS: Omit<SipProfile, 'name'> = {
   tcpIdleTimeoutMs: 600_000,
   timers: { t1: 500, t2: 4000, t4: 5000, timerC: 181_000 },
   ringTimeoutMs: 30_000,
-  digestAlgorithms: ['MD5', 'SHA-256'],
+  digestAlgorithms: ['MD5'],
   trustedSources: [],
   registrar: { defaultExpires: 3600, minExpires: 60, maxExpires: 7200, maxContacts: 10 },
 };

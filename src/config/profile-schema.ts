@@ -32,7 +32,7 @@ export const PROFILE_SCHEMA = {
     ringTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
     digestAlgorithms: {
       type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['MD5', 'SHA-256'] },
-      description: 'Digest challenges offered, in order. RFC 8760 prefers SHA-256 first, but SIPp, SIP.js and many desk phones answer only the first challenge and know only MD5, so MD5 comes first by default.',
+      description: 'Digest challenges offered, in order (RFC 8760). Default ["MD5"]: SIPp answers only the first challenge, SIP.js 0.21 only the last, Debian baresip 1.0 fails on any non-MD5 one, and all of them know only MD5. Add SHA-256 where every client handles several challenges.',
     },
     trustedSources: {
       type: 'array',

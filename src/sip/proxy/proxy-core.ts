@@ -10,7 +10,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../clock.js';
-import type { Logger } from '../logger.js';
+import { LazyChildLogger, type Logger } from '../logger.js';
 import { SipRequest, SipResponse, type TransportName } from '../message/message.js';
 import { parseNameAddr } from '../message/name-addr.js';
 import { SipError } from '../message/errors.js';
@@ -292,7 +292,7 @@ export class ProxyCore implements TransactionUser {
     const ctx: ResponseContext = {
       tx, req, plan, inDialog, onOutcome, onFinal,
       isInvite: req.method === 'INVITE',
-      log: this.o.log.child({ callId: req.callId }),
+      log: new LazyChildLogger(this.o.log, { callId: req.callId }),
       groupIndex: -1, branches: [], challenges: [],
       finalSent: false, cancelled: false, stopNew: false,
     };

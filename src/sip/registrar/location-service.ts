@@ -58,7 +58,7 @@ export interface AorRecord {
 }
 
 export interface LocationService {
-  /** Current bindings of `aor` that expire after `now` (ms since epoch). */
+  /** Current bindings of `aor` that expire after `now` (ms since epoch). Read-only: may be frozen. */
   get(aor: string, now: number): Promise<AorRecord>;
   /**
    * Atomically replace the bindings of `aor` if its version is still

@@ -5,7 +5,7 @@
  * errors come back to the state machine only while it is alive.
  */
 import type { Clock, TimerHandle } from '../clock.js';
-import type { Logger } from '../logger.js';
+import { LazyChildLogger, type Logger } from '../logger.js';
 import type { MessageSource, SipRequest, SipResponse } from '../message/message.js';
 import type { Destination, TimerConfig, TransactionTransport, TransportError } from './types.js';
 
@@ -37,7 +37,7 @@ export abstract class TransactionBase<S extends string> {
     this.id = id;
     this.current = initial;
     this.requestSource = req.source;
-    this.log = ctx.log.child({ callId: req.get('call-id'), branch, tx: kind });
+    this.log = new LazyChildLogger(ctx.log, { callId: req.get('call-id'), branch, tx: kind });
   }
 
   get state(): S | 'Terminated' {

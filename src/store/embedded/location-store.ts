@@ -90,15 +90,17 @@ export class EmbeddedLocationStore implements LocationService {
       // the version stays and a CAS based on an earlier read still holds.
       entry.bindings = entry.bindings.filter((b) => b.expiresAt > now);
     }
-    // Copies: callers must not be able to edit the stored record in place.
-    return { version: entry.version, bindings: structuredClone(entry.bindings) };
+    // Stored bindings are frozen at `put`, so callers cannot edit the record
+    // in place; a fresh array is enough (no deep copy on the per-call path).
+    return { version: entry.version, bindings: entry.bindings.slice() };
   }
 
   async put(aor: string, expectedVersion: number, bindings: Binding[]): Promise<boolean> {
     // Validate (and copy) before comparing, so a malformed list throws
     // whether or not the version matches. No await from here on: the
     // compare and the write below are one atomic step.
-    const checked = validBindings(aor, bindings);
+    // validBindings copies; freezing the copies makes them safe to share with readers.
+    const checked = validBindings(aor, bindings).map(freezeBinding);
     const entry = this.#records.get(aor);
     if ((entry?.version ?? 0) !== expectedVersion) return false;
     if (checked.length === 0) {
@@ -141,4 +143,10 @@ export class EmbeddedLocationStore implements LocationService {
   close(): void {
     this.#stopSweep?.();
   }
+}
+
+function freezeBinding(b: Binding): Binding {
+  Object.freeze(b.flow);
+  Object.freeze(b.path);
+  return Object.freeze(b);
 }
