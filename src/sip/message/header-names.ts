@@ -18,10 +18,17 @@ const DISPLAY: Record<string, string> = {
 
 /** Lower-case long form of a header name as received. */
 export function canonicalName(name: string): string {
-  const lower = name.toLowerCase();
-  if (lower.length === 1) return COMPACT[lower] ?? lower;
-  return lower;
+  // Wire spellings repeat ("Via", "v", "CSeq"...): memoise rather than lower-case each time.
+  let c = CANONICAL_CACHE.get(name);
+  if (c === undefined) {
+    const lower = name.toLowerCase();
+    c = lower.length === 1 ? COMPACT[lower] ?? lower : lower;
+    if (CANONICAL_CACHE.size < 4096) CANONICAL_CACHE.set(name, c);
+  }
+  return c;
 }
+
+const CANONICAL_CACHE = new Map<string, string>();
 
 /** How we spell a header on the wire: "Content-Length", "Call-ID", "CSeq"... */
 export function displayName(canonical: string): string {

@@ -48,6 +48,7 @@ export abstract class SipMessage {
   body: Buffer;
   source: MessageSource | undefined;
   private viaCache: Via[] | undefined;
+  private topViaCache: Via | undefined;
   private fromCache: NameAddr | undefined;
   private toCache: NameAddr | undefined;
   private cseqCache: CSeq | undefined;
@@ -130,7 +131,7 @@ export abstract class SipMessage {
   }
 
   private invalidate(n: string): void {
-    if (n === 'via') this.viaCache = undefined;
+    if (n === 'via') { this.viaCache = undefined; this.topViaCache = undefined; }
     else if (n === 'from') this.fromCache = undefined;
     else if (n === 'to') this.toCache = undefined;
     else if (n === 'cseq') this.cseqCache = undefined;
@@ -141,10 +142,19 @@ export abstract class SipMessage {
     return this.viaCache;
   }
 
+  /** The first Via, parsed on its own: matching and routing need only this one. */
   get topVia(): Via {
-    const v = this.vias[0];
-    if (!v) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Via header');
-    return v;
+    if (this.viaCache) {
+      const v = this.viaCache[0];
+      if (!v) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Via header');
+      return v;
+    }
+    if (!this.topViaCache) {
+      const raw = this.get('via');
+      if (raw === undefined) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Via header');
+      this.topViaCache = parseVia(raw);
+    }
+    return this.topViaCache;
   }
 
   get callId(): string {

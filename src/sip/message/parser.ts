@@ -11,7 +11,7 @@
 import { SipError } from './errors.js';
 import { SINGLE_VALUED, SPLIT_AT_PARSE, canonicalName } from './header-names.js';
 import { TOKEN, WORD, isWs, splitCommaList } from './grammar.js';
-import { KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, parseCSeq, parseMaxForwards } from './message.js';
+import { KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, parseMaxForwards } from './message.js';
 import { parseNameAddr } from './name-addr.js';
 import { parseUri } from './uri.js';
 
@@ -247,17 +247,30 @@ function checkSingleValued(headers: HeaderField[]): void {
 }
 
 function validateCore(msg: SipRequest | SipResponse): void {
-  if (msg.vias.length === 0) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Via header');
+  const isRequest = msg instanceof SipRequest;
+  // Requests: every Via must parse, since responses will be routed back along
+  // them (RFC 4475 badinv01). Responses: only the top Via matters to us (it
+  // must be ours, §18.1.2); the rest are the next hops' business.
+  if (isRequest) {
+    if (msg.vias.length === 0) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Via header');
+  } else {
+    void msg.topVia;
+  }
   const callId = msg.get('call-id');
   if (callId === undefined) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing Call-ID header');
   checkCallId(callId);
   if (!msg.has('from')) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing From header');
   if (!msg.has('to')) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing To header');
   if (!msg.has('cseq')) throw new SipError('DP_SIP_MISSING_HEADER', 'Missing CSeq header');
-  void msg.from;
-  void msg.to;
-  const cseq = parseCSeq(msg.get('cseq') ?? '');
-  if (msg instanceof SipRequest) {
+  // From and To of requests are checked now (RFC 4475 quotbal, baddn,
+  // badaspec must get their 400); a proxy only relays those of responses,
+  // so they are parsed when someone asks.
+  if (isRequest) {
+    void msg.from;
+    void msg.to;
+  }
+  const cseq = msg.cseq;
+  if (isRequest) {
     const mf = msg.get('max-forwards');
     if (mf !== undefined) parseMaxForwards(mf);
     // "The method MUST match the method of the request" (§8.1.1.5 CSeq, RFC 4475 mismatch01/02).

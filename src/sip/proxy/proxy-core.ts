@@ -8,7 +8,7 @@
  * is asked of an injected `router`, which answers with a ForkPlan or a
  * rejection. REGISTER for our domain goes to an injected registrar.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../clock.js';
 import { LazyChildLogger, type Logger } from '../logger.js';
 import { SipRequest, SipResponse, type TransportName } from '../message/message.js';
@@ -734,19 +734,31 @@ const RECORD_ROUTED = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
  * Proxy-Authorization header fields" (§16.6 step 8).
  */
 function loopHash(req: SipRequest, routes: readonly string[] = req.getAll('route')): string {
-  const h = createHash('sha1');
-  h.update(req.uri.toString());
-  h.update('|');
-  h.update(req.to.tag ?? '');
-  h.update('|');
-  h.update(req.from.tag ?? '');
-  h.update('|');
-  h.update(req.callId);
-  h.update('|');
-  h.update(String(req.cseq.seq));
-  for (const r of routes) h.update(r);
-  for (const r of req.getAll('proxy-require')) h.update(r);
-  return h.digest('hex').slice(0, 10);
+  // Not a security boundary, only "is this the same request again?": a 64-bit
+  // FNV-1a in two 32-bit lanes is plenty and far cheaper than a crypto hash
+  // object per forwarded request.
+  const h = { a: 0x811c9dc5, b: 0xcbf29ce4 };
+  fnv(h, req.uri.toString());
+  fnv(h, req.to.tag ?? '');
+  fnv(h, req.from.tag ?? '');
+  fnv(h, req.callId);
+  fnv(h, String(req.cseq.seq));
+  for (const r of routes) fnv(h, r);
+  for (const r of req.getAll('proxy-require')) fnv(h, r);
+  return (h.a >>> 0).toString(36) + (h.b >>> 0).toString(36);
+}
+
+function fnv(h: { a: number; b: number }, s: string): void {
+  let a = h.a;
+  let b = h.b;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x100001b3);
+  }
+  // Field separator, so ("ab","c") and ("a","bc") differ.
+  h.a = Math.imul(a ^ 0x7c, 0x01000193);
+  h.b = Math.imul(b ^ 0x7c, 0x100001b3);
 }
 
 /**

@@ -72,7 +72,14 @@ export class TransportLayer implements TransactionTransport {
   async start(): Promise<void> {
     const o = this.opts;
     if (o.udpPort !== undefined) {
-      const sock = createSocket({ type: isIPv6(o.bind) ? 'udp6' : 'udp4', reuseAddr: false });
+      const sock = createSocket({
+        type: isIPv6(o.bind) ? 'udp6' : 'udp4',
+        reuseAddr: false,
+        // Destinations are IP literals by the time they reach the transport
+        // (resolve.ts did any DNS): answer the socket's lookup synchronously
+        // instead of dns.lookup's process.nextTick round per datagram.
+        lookup: (host, _opts, cb) => cb(null, host, isIPv6(host) ? 6 : 4),
+      });
       this.udp = sock;
       sock.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo));
       sock.on('error', (err) => this.log.error({ err }, 'UDP socket error'));
