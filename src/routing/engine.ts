@@ -34,7 +34,7 @@ import {
   type CompiledAction, type CompiledExtension, type CompiledGlobal, type CompiledRule, type CompiledTenant,
   type CompiledTrunk, type ConditionInput, type RingSpec, type ShortMember, type TargetUnit,
 } from './compile.js';
-import { RoutingError } from './errors.js';
+import { RoutingError, type RoutingErrorCode } from './errors.js';
 import type { RoutingFacts } from './facts.js';
 import { formatNumber, numberKey, parseNumber, type NumberClass, type PhoneNumber } from './numbering.js';
 import {
@@ -73,6 +73,16 @@ export type Outcome =
   /** Configuration changed under a running call (IVR menu gone) or forwarding too deep. */
   | 'error';
 
+/** The coded error of each outcome other than `routed` (one list: errors.ts). */
+export const OUTCOME_CODES: Readonly<Record<Exclude<Outcome, 'routed'>, RoutingErrorCode>> = {
+  'not-found': 'DP_ROUTE_NOT_FOUND',
+  'invalid-number': 'DP_ROUTE_BAD_CALLED',
+  'refused': 'DP_ROUTE_REFUSED',
+  'blacklisted': 'DP_ROUTE_BLACKLISTED',
+  'no-rule-matched': 'DP_ROUTE_NO_MATCH',
+  'error': 'DP_ROUTE_STALE',
+};
+
 export interface ConditionTrace {
   condition: string;
   ok: boolean;
@@ -96,6 +106,8 @@ export interface RouteTrace {
 
 export interface Explanation {
   outcome: Outcome;
+  /** For outcomes other than `routed`: the coded error, for logs and CDRs. */
+  code?: RoutingErrorCode;
   /** One sentence: what happened and why. */
   summary: string;
   called: {
@@ -196,22 +208,26 @@ class Evaluator implements ConditionInput {
   }
 
   run(): Evaluation {
+    this.resolve();
+    return this.finish();
+  }
+
+  /** Who calls, then what the called number is; emits the plan's steps. */
+  private resolve(): void {
     const o = this.f.origin;
     if (o.kind === 'trunk') {
-      if (!this.trunk) return this.finish(this.refuse(403, `call from unknown trunk "${o.trunk}"`, 'refused'));
+      if (!this.trunk) return this.refuse(403, `call from unknown trunk "${o.trunk}"`, 'refused');
       this.identifyTrunkCaller(this.trunk);
     } else {
       const ext = this.callerExt;
-      if (!ext) return this.finish(this.refuse(403, `call from unknown extension ${o.extension}`, 'refused'));
+      if (!ext) return this.refuse(403, `call from unknown extension ${o.extension}`, 'refused');
       this.expl.caller.extension = ext.number;
       this.presented = ext.name !== undefined ? { number: ext.number, name: ext.name } : { number: ext.number };
       this.externalCallerId = ext.outboundCallerId ?? this.t.outboundCallerId;
     }
-
-    if (this.f.ivr) return this.finish(this.ivrContinuation(this.f.ivr.menu, this.f.ivr.digits));
-    if (this.trunk) return this.finish(this.inbound(this.trunk));
-    if (this.callerExt) return this.finish(this.internal(this.callerExt));
-    return this.finish(this.refuse(403, 'no call origin', 'refused'));
+    if (this.f.ivr) return this.ivrContinuation(this.f.ivr.menu, this.f.ivr.digits);
+    if (this.trunk) return this.inbound(this.trunk);
+    if (this.callerExt) return this.internal(this.callerExt);
   }
 
   // ---- resolution of the called number ------------------------------------
@@ -593,9 +609,10 @@ class Evaluator implements ConditionInput {
     return n;
   }
 
-  private finish(_: void): Evaluation {
+  private finish(): Evaluation {
     const e = this.expl;
     e.outcome = this.outcome;
+    if (this.outcome !== 'routed') e.code = OUTCOME_CODES[this.outcome];
     const bl = this.blacklistMemo;
     if (bl?.listed) e.caller.blacklisted = { list: bl.list, match: bl.match, entry: bl.entry };
     if (this.regionMemo) e.caller.region = this.regionMemo.text;

@@ -23,6 +23,19 @@ export const ROUTING_ERROR_CODES = {
   DP_ROUTE_INVALID_GLOBAL: 'global routing document is invalid',
   /** evaluate() got facts that break its contract (wrong tenant, time not a number...). */
   DP_ROUTE_BAD_FACTS: 'routing facts are invalid',
+  // Outcomes of an evaluation that did not reach the tenant's rules (Explanation.code):
+  /** The called number is not one of the tenant's, or a short code dialled from outside. */
+  DP_ROUTE_NOT_FOUND: 'called number not found',
+  /** The called number cannot be read. */
+  DP_ROUTE_BAD_CALLED: 'called number unreadable',
+  /** Refused by policy: unknown trunk or extension, number not on the trunk, not a member of the short-number plan, no outbound caller ID or gateway. */
+  DP_ROUTE_REFUSED: 'call refused by policy',
+  /** The caller is blacklisted and no rule handles blacklisted callers. */
+  DP_ROUTE_BLACKLISTED: 'caller blacklisted',
+  /** No rule of the route matched. */
+  DP_ROUTE_NO_MATCH: 'no rule matched',
+  /** The configuration changed under a running call (IVR menu gone) or forwarding nested too deep. */
+  DP_ROUTE_STALE: 'configuration does not fit the call any more',
 } as const;
 
 export type RoutingErrorCode = keyof typeof ROUTING_ERROR_CODES;

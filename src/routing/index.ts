@@ -2,7 +2,7 @@
  * Public surface of the routing layer for the executor (src/call), the
  * store and the admin API. Everything here is pure (DESIGN.md §1 rule 2).
  */
-export { compileTenant, compileGlobal, evaluate, applyCounter, EMPTY_GLOBAL } from './engine.js';
+export { compileTenant, compileGlobal, evaluate, applyCounter, EMPTY_GLOBAL, OUTCOME_CODES } from './engine.js';
 export type { CompiledTenant, CompiledGlobal, EvaluateOptions, Evaluation, Explanation, Outcome, RouteTrace, RuleTrace, ConditionTrace } from './engine.js';
 export type { RoutingFacts, CallOrigin } from './facts.js';
 export type * from './plan.js';

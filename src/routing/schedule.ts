@@ -5,8 +5,10 @@
  *
  * Wall-clock conversion uses Intl.DateTimeFormat, which carries the IANA
  * zone rules (DST included) and is pure. formatToParts costs microseconds,
- * so the UTC offset is cached per zone and per UTC minute: zone transitions
- * happen on whole minutes, so within one minute the offset cannot change.
+ * so UTC offsets are cached per zone: per UTC hour when the offset is the
+ * same at both ends of the hour (no zone changes offset twice within an
+ * hour), otherwise, in the hour of a transition, per UTC minute (zones
+ * change offset on whole minutes).
  *
  * Semantics at the edges:
  * - a window is [from, to): 09:00-18:00 is open at 09:00, closed at 18:00;
@@ -136,10 +138,14 @@ export function describeScheduleStatus(s: CompiledSchedule, st: ScheduleStatus):
 
 interface ZoneCache {
   readonly fmt: Intl.DateTimeFormat;
-  /** UTC minute → offset (ms). Bounded: cleared when it grows past OFFSET_CACHE_MAX. */
-  readonly offsets: Map<number, number>;
+  /** UTC hour → offset (ms), or null when the offset changes inside that hour. */
+  readonly hours: Map<number, number | null>;
+  /** UTC minute → offset (ms), only for hours with a transition. */
+  readonly minutes: Map<number, number>;
 }
-const OFFSET_CACHE_MAX = 4096;
+/** Bound on each cache; cleared when full (a week of hours, a few transition hours). */
+const CACHE_MAX = 4096;
+const HOUR_MS = 3_600_000;
 const zones = new Map<string, ZoneCache>();
 
 function zoneCache(zone: string): ZoneCache {
@@ -150,7 +156,8 @@ function zoneCache(zone: string): ZoneCache {
         timeZone: zone, hourCycle: 'h23',
         year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
       }),
-      offsets: new Map(),
+      hours: new Map(),
+      minutes: new Map(),
     };
     zones.set(zone, z);
   }
@@ -169,11 +176,29 @@ export function assertTimeZone(zone: string): void {
 /** Offset of the zone from UTC at `time`, in ms (Asia/Shanghai: +8 h). */
 export function zoneOffsetMs(zone: string, time: number): number {
   const z = zoneCache(zone);
+  const hour = Math.floor(time / HOUR_MS);
+  let perHour = z.hours.get(hour);
+  if (perHour === undefined) {
+    const start = computeOffset(z.fmt, hour * HOUR_MS);
+    const end = computeOffset(z.fmt, hour * HOUR_MS + HOUR_MS - 1);
+    perHour = start === end ? start : null;
+    if (z.hours.size >= CACHE_MAX) z.hours.clear();
+    z.hours.set(hour, perHour);
+  }
+  if (perHour !== null) return perHour;
   const minute = Math.floor(time / MINUTE_MS);
-  const cached = z.offsets.get(minute);
-  if (cached !== undefined) return cached;
+  let perMinute = z.minutes.get(minute);
+  if (perMinute === undefined) {
+    perMinute = computeOffset(z.fmt, minute * MINUTE_MS);
+    if (z.minutes.size >= CACHE_MAX) z.minutes.clear();
+    z.minutes.set(minute, perMinute);
+  }
+  return perMinute;
+}
+
+function computeOffset(fmt: Intl.DateTimeFormat, time: number): number {
   let year = 0, month = 1, day = 1, hour = 0, min = 0, sec = 0;
-  for (const p of z.fmt.formatToParts(time)) {
+  for (const p of fmt.formatToParts(time)) {
     switch (p.type) {
       case 'year': year = Number(p.value); break;
       case 'month': month = Number(p.value); break;
@@ -184,10 +209,7 @@ export function zoneOffsetMs(zone: string, time: number): number {
       default: break;
     }
   }
-  const offset = Date.UTC(year, month - 1, day, hour, min, sec) - Math.floor(time / 1000) * 1000;
-  if (z.offsets.size >= OFFSET_CACHE_MAX) z.offsets.clear();
-  z.offsets.set(minute, offset);
-  return offset;
+  return Date.UTC(year, month - 1, day, hour, min, sec) - Math.floor(time / 1000) * 1000;
 }
 
 export function wallClock(zone: string, time: number): WallClock {

@@ -190,6 +190,19 @@ export abstract class SipMessage {
     return this.toCache;
   }
 
+  /**
+   * Drops the parsed views (Via list, From, To). A transaction calls this when
+   * it enters a long wait state: the message may still be serialised or
+   * re-read (views are rebuilt on demand), but a retained message then costs
+   * its header rows only.
+   */
+  compact(): void {
+    this.viaCache = undefined;
+    this.topViaCache = undefined;
+    this.fromCache = undefined;
+    this.toCache = undefined;
+  }
+
   /** Serialises the message; Content-Length is always computed from the body. */
   toBuffer(): Buffer {
     let head = this.startLine() + '\r\n';

@@ -573,6 +573,12 @@ export class ProxyCore implements TransactionUser {
     if (ctx.branches.some((b) => !b.done)) return;
     ctx.overallTimer?.cancel();
     this.contexts.delete(ctx.tx);
+    // The INVITE client transactions stay for 64*T1 (RFC 6026 "Accepted") and
+    // their handlers keep this context reachable: drop what is no longer
+    // needed so it is not carried into the old generation for 32 s per call.
+    ctx.best = undefined;
+    ctx.challenges = [];
+    for (const b of ctx.branches) if (!b.cancelWanted || b.cancelSent) b.request = undefined;
   }
 
   /** §16.7 step 9: "The proxy removes the topmost Via header field value from the response." */

@@ -39,6 +39,12 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     this.timerGInterval = ctx.timers.t1;
   }
 
+  protected override compactForWait(): void {
+    super.compactForWait();
+    // Only Proceeding re-sends the last provisional.
+    this.lastProvisional = undefined;
+  }
+
   start(): void {
     // "The server transaction MUST generate a 100 (Trying) response unless it
     // knows that the TU will generate a provisional or final response within

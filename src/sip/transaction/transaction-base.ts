@@ -52,7 +52,20 @@ export abstract class TransactionBase<S extends string> {
     if (this.current === next) return;
     this.log.debug({ from: this.current, to: next }, 'transaction state change');
     this.current = next;
+    if (next === 'Accepted' || next === 'Completed' || next === 'Confirmed') this.compactForWait();
   }
+
+  /**
+   * Entering a wait state (Timers D, I, J, K, L, M keep the transaction for up
+   * to 64*T1): release what the state no longer needs. Subclasses extend it.
+   */
+  protected compactForWait(): void {
+    this.request.compact();
+    this.lastResponse?.compact();
+  }
+
+  abstract readonly request: SipRequest;
+  abstract readonly lastResponse: SipResponse | undefined;
 
   /**
    * "The client transaction MUST be destroyed the instant it enters the
