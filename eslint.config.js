@@ -17,6 +17,11 @@ const sipLayer = {
 const routingLayer = {
   files: ['src/routing/**/*.ts'],
   rules: {
+    // Pure: time and randomness arrive as facts (DESIGN.md §1 rule 2).
+    'no-restricted-properties': ['error',
+      { object: 'Date', property: 'now', message: 'src/routing is pure: time is a fact.' },
+      { object: 'Math', property: 'random', message: 'src/routing is pure: randomness comes from facts.seed.' }],
+    'no-restricted-globals': ['error', 'process', 'setTimeout', 'setInterval', 'setImmediate', 'fetch'],
     'no-restricted-imports': ['error', {
       patterns: [
         { group: ['node:*', 'ioredis', 'fastify', '**/store/**', '**/sip/**', '**/call/**', '**/admin/**'], message: 'src/routing is pure: no I/O (DESIGN.md §1 rule 2).' },
