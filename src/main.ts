@@ -118,7 +118,10 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
       onAck: (req) => core.proxy?.onAck(req),
       onStrayResponse: (res) => core.proxy?.onStrayResponse(res),
     },
-    trying100DelayMs: 0,
+    // §17.2.1: the transaction sends 100 only if the TU has not sent a provisional
+    // within 200 ms; downstream phones usually ring within a few ms, so the
+    // caller hears their 180 and no extra message is built or sent.
+    trying100DelayMs: 200,
   });
   core.proxy = new ProxyCore({
     layer, clock, log: log.child({ component: 'proxy' }), router,

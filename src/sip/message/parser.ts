@@ -176,9 +176,9 @@ function readHeaders(lines: string[], out: HeaderField[]): void {
     if (pendingName === undefined) return;
     const wire = pendingName;
     const name = canonicalName(wire);
-    const value = pendingValue.trim();
+    const value = pendingValue;
     const wireName = isKnownSpelling(wire, name) ? undefined : wire;
-    if (SPLIT_AT_PARSE.has(name)) {
+    if (SPLIT_AT_PARSE.has(name) && value.indexOf(',') >= 0) {
       for (const v of splitCommaList(value)) {
         // RFC 4475 badinv01: empty list elements in Via are malformed.
         if (v.length === 0) throw new SipError(name === 'via' ? 'DP_SIP_BAD_VIA' : 'DP_SIP_BAD_HEADER', `Empty value in ${name} list`);
@@ -190,27 +190,36 @@ function readHeaders(lines: string[], out: HeaderField[]): void {
     pendingName = undefined;
   };
   for (let li = 1; li < lines.length; li++) {
-    const line = stripCr(lines[li] ?? '');
-    if (line.length === 0) continue;
+    const line = lines[li] ?? '';
+    // Work on [0, end) of the line instead of slicing off the CR and trimming:
+    // this is the per-header hot path, and every slice is an allocation.
+    let end = line.length;
+    if (end > 0 && line.charCodeAt(end - 1) === 0x0d) end--;
+    if (end === 0) continue;
     if (isWs(line.charCodeAt(0))) {
       if (pendingName === undefined) throw new SipError('DP_SIP_BAD_HEADER', 'Continuation line without a header');
-      pendingValue += ' ' + line.trim();
+      // §7.3.1 folding: the continuation joins the value with a single SP.
+      const folded = line.slice(0, end).trim();
+      if (folded.length > 0) pendingValue = pendingValue.length > 0 ? `${pendingValue} ${folded}` : folded;
       continue;
     }
     flush();
     const colon = line.indexOf(':');
-    if (colon <= 0) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed header line');
+    if (colon <= 0 || colon >= end) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed header line');
     // HCOLON = *( SP / HTAB ) ":" SWS
     let nameEnd = colon;
     while (nameEnd > 0 && isWs(line.charCodeAt(nameEnd - 1))) nameEnd--;
-    const name = line.slice(0, nameEnd);
-    for (let i = 0; i < name.length; i++) {
-      const c = name.charCodeAt(i);
+    if (nameEnd === 0) throw new SipError('DP_SIP_BAD_HEADER', 'Empty header name');
+    for (let i = 0; i < nameEnd; i++) {
+      const c = line.charCodeAt(i);
       if (c > 127 || TOKEN[c] !== 1) throw new SipError('DP_SIP_BAD_HEADER', 'Malformed header name');
     }
-    if (name.length === 0) throw new SipError('DP_SIP_BAD_HEADER', 'Empty header name');
-    pendingName = name;
-    pendingValue = line.slice(colon + 1);
+    pendingName = line.slice(0, nameEnd);
+    let vStart = colon + 1;
+    while (vStart < end && isWs(line.charCodeAt(vStart))) vStart++;
+    let vEnd = end;
+    while (vEnd > vStart && isWs(line.charCodeAt(vEnd - 1))) vEnd--;
+    pendingValue = line.slice(vStart, vEnd);
   }
   flush();
 }
