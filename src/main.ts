@@ -4,6 +4,7 @@
  * Nothing else in the code base reads process.env.
  */
 import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, ConfigError, type Config } from './config/config.js';
@@ -88,13 +89,21 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     log: log.child({ component: 'transport' }),
   });
 
+  // Names this server answers to: the advertised address, the realm, and the
+  // bound address — every local interface address when bound to a wildcard.
+  const ourHosts = new Set([p.advertise.toLowerCase(), p.realm.toLowerCase()]);
+  if (p.bind === '0.0.0.0' || p.bind === '::') {
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) ourHosts.add(a.address.toLowerCase());
+  } else {
+    ourHosts.add(p.bind.toLowerCase());
+  }
   const isLocalUri = (uri: SipUri): boolean => {
     if (!uri.isSip) return false;
     const host = uri.hostAddress.toLowerCase();
+    if (!ourHosts.has(host)) return false;
     const ports = [transport.ports.udp, transport.ports.tcp, transport.ports.ws];
-    const port = uri.port ?? 5060;
-    const hostOurs = host === p.advertise.toLowerCase() || host === p.realm.toLowerCase() || (p.bind !== '0.0.0.0' && host === p.bind);
-    return hostOurs && (uri.port === undefined ? host === p.realm.toLowerCase() || ports.includes(5060) : ports.includes(port));
+    // No port: the default 5060, or the realm used as a domain name.
+    return uri.port === undefined ? host === p.realm.toLowerCase() || ports.includes(5060) : ports.includes(uri.port);
   };
 
   const registrar = new Registrar({
