@@ -11,7 +11,6 @@
 // Every SIPp run is bounded by -m, -timeout and a kill timer.  Prints one
 // line per check and "N passed, N failed"; exits 1 if any check failed.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +18,7 @@ import { parseArgs } from 'node:util';
 
 import { ChildRegistry, type RunningChild } from './child-registry.js';
 import { kamailioProxy, type StartedProxy } from './proxies-under-test.js';
+import { freeUdpPort } from './proc-usage.js';
 import { runSipp, startSipp, type Endpoint, type SippEnv } from './sipp-runner.js';
 
 type Via = 'direct' | 'kamailio' | 'kamailio-auth';
@@ -39,17 +39,6 @@ const repoRoot = here.includes(`${join('dist', 'test', 'bench')}`) ? join(here, 
 const scenarios = join(repoRoot, 'test', 'e2e', 'scenarios');
 const doubles = join(repoRoot, 'test', 'bench', 'scenario-checks');
 const sc = (name: string): string => join(scenarios, `${name}.xml`);
-
-async function freeUdpPort(ip: string): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, ip, () => resolve());
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 /** uas-busy-486.xml with another status line: a UAS rejecting with `code`. */
 function rejectingUas(dir: string, code: number, reason: string): string {

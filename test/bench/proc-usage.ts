@@ -10,6 +10,7 @@
 // /proc/PID/smaps_rollup.  Summing RSS over Kamailio's processes counts its
 // shared memory once per process; the Pss sum does not.
 import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcCpu {
@@ -247,4 +248,16 @@ export function udpPortBound(ip: string, port: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A UDP port the kernel just handed out on `ip` (free at the time of asking). */
+export async function freeUdpPort(ip: string): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, ip, () => resolve());
+  });
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
 }

@@ -20,7 +20,6 @@
 // 15 kB for 5 s after it ends, 2 per call, so 4000 calls/s needs ~600 MB).
 // Exit code: 0 when every proxy asked for ran, 2 when one could not (its
 // error is printed and the others' figures still are), 1 on a harness error.
-import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 
 import { ChildRegistry, type RunningChild } from './child-registry.js';
-import { cpuBetween, memoryOfTree, sampleTree, type Memory } from './proc-usage.js';
+import { cpuBetween, freeUdpPort, memoryOfTree, sampleTree, type Memory } from './proc-usage.js';
 import { dialplaneProxy, kamailioProxy, type ProxyContext, type ProxyUnderTest, type StartedProxy } from './proxies-under-test.js';
 import { runUac, startUas, type LatencyStats, type SippEnv, type UacResult } from './sipp-runner.js';
 
@@ -145,17 +144,6 @@ function repoRoot(): string {
     dir = dirname(dir);
   }
   throw new Error('cannot find the repository root (package.json named "dialplane")');
-}
-
-async function freeUdpPort(ip: string): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, ip, () => resolve());
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
 }
 
 async function freeTcpPort(ip: string): Promise<number> {

@@ -117,12 +117,6 @@ export function splitCommaList(s: string): string[] {
   return out;
 }
 
-/** Fast path: a value with no comma outside quotes is one element. */
-export function hasListComma(s: string): boolean {
-  if (s.indexOf(',') < 0) return false;
-  return splitCommaList(s).length > 1;
-}
-
 /**
  * Parses generic header parameters `*( SEMI generic-param )` starting at
  * index i (which must be at a ';' or at the end, possibly after LWS).

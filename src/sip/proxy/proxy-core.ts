@@ -284,7 +284,7 @@ export class ProxyCore implements TransactionUser {
     onFinal?: (status: number) => void,
   ): void {
     if (plan.groups.length === 0 || plan.groups.every((g) => g.targets.length === 0)) {
-      const ex = plan.exhausted ?? { status: 480, reason: 'Temporarily Unavailable' };
+      const ex = plan.exhausted ?? UNAVAILABLE;
       this.reply(tx, ex.status, ex.reason);
       if (onFinal) callSafely(this.o.log, 'onFinal', () => onFinal(ex.status));
       return;
@@ -536,14 +536,12 @@ export class ProxyCore implements TransactionUser {
     if (ctx.cancelled && (!best || best.synthetic || best.res.status !== 487)) {
       res = createResponse(ctx.req, 487, 'Request Terminated', { toTag: generateTag() });
     } else if (!best) {
-      const ex = ctx.plan.exhausted ?? { status: 480, reason: 'Temporarily Unavailable' };
+      const ex = ctx.plan.exhausted ?? UNAVAILABLE;
       res = createResponse(ctx.req, ex.status, ex.reason, { toTag: generateTag() });
     } else if (best.synthetic) {
       // Nobody answered with a response of their own: timeouts and unreachable
       // phones. A PBX caller expects "temporarily unavailable" (or the plan's choice).
-      const ex = ctx.plan.exhausted ?? (best.res.status === 408 && ctx.isInvite
-        ? { status: 480, reason: 'Temporarily Unavailable' }
-        : best.res.status === 408 ? { status: 408, reason: 'Request Timeout' } : { status: 480, reason: 'Temporarily Unavailable' });
+      const ex = ctx.plan.exhausted ?? (best.res.status === 408 && !ctx.isInvite ? REQUEST_TIMEOUT : UNAVAILABLE);
       res = createResponse(ctx.req, ex.status, ex.reason, { toTag: generateTag() });
     } else if (best.res.status === 503) {
       // "If the only response that was received is a 503, the proxy SHOULD generate a 500 response".
@@ -731,6 +729,9 @@ export class ProxyCore implements TransactionUser {
     return routes.slice(i);
   }
 }
+
+const UNAVAILABLE = { status: 480, reason: 'Temporarily Unavailable' };
+const REQUEST_TIMEOUT = { status: 408, reason: 'Request Timeout' };
 
 const RECORD_ROUTED = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
 

@@ -9,7 +9,7 @@ import { SipError } from '../message/errors.js';
 import type { SipRequest } from '../message/message.js';
 import type { NameAddr } from '../message/name-addr.js';
 import { parseContacts } from '../message/parser.js';
-import { canonicalAor, escapeUser, unescapeUri } from '../message/uri.js';
+import { escapeUser, unescapeUri } from '../message/uri.js';
 import { unquote } from '../message/grammar.js';
 import { createResponse, generateTag } from '../transaction/create-response.js';
 import type { ServerTransaction } from '../transaction/transaction-layer.js';
@@ -262,4 +262,3 @@ export class Registrar {
   }
 }
 
-export { canonicalAor };

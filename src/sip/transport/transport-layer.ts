@@ -12,7 +12,7 @@ import type { Logger } from '../logger.js';
 import { parseMessage } from '../message/parser.js';
 import { StreamFramer } from '../message/stream-framer.js';
 import { errorResponseFromHeaders } from '../message/error-response.js';
-import type { MessageSource, SipMessageAny, SipRequest, SipResponse, TransportName } from '../message/message.js';
+import type { MessageSource, SipRequest, SipResponse, TransportName } from '../message/message.js';
 import { Via } from '../message/via.js';
 import type { Destination, TransactionTransport, TransportError } from '../transaction/types.js';
 
@@ -402,4 +402,3 @@ function normalizeAddress(a: string): string {
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
 }
 
-export type { SipMessageAny };
