@@ -35,6 +35,15 @@ export interface ForkPlan {
    * "MUST NOT create any new branches in this context").
    */
   stopOn?: (status: number) => boolean;
+  /**
+   * Whether a 6xx from one target ends the hunt (default true, §16.7 step 5:
+   * the proxy "MUST NOT create any new branches in this context"). A PBX
+   * hunt group may be configured to treat one phone's Decline as that
+   * phone's refusal only and ring the next one: set false (a documented
+   * deviation the tenant chooses; the 6xx still wins as best response if
+   * nothing better comes).
+   */
+  globalFailureEndsHunt?: boolean;
   /** Response to send when every branch ended without a response of its own (timeouts, transport errors). */
   exhausted?: { status: number; reason: string };
   /** Cap on the whole hunt (ms). */

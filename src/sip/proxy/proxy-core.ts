@@ -21,13 +21,38 @@ import { createResponse, generateTag } from '../transaction/create-response.js';
 import { createCancel } from '../transaction/create-cancel.js';
 import type { ClientTransaction, ServerTransaction, TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
 import type { Destination, TransportError } from '../transaction/types.js';
-import { classifyStatus, type BranchOutcome, type ForkPlan, type ForkTarget } from './fork-plan.js';
+import { classifyStatus, type BranchOutcome, type BranchOutcomeKind, type ForkPlan, type ForkTarget } from './fork-plan.js';
 import { resolveUri } from './resolve.js';
 import { DEFAULT_VALIDATION, validateProxyRequest, type Rejection, type ValidationOptions } from './request-validation.js';
 
 export type RoutingDecision =
   | ({ action: 'respond' } & Rejection)
-  | { action: 'fork'; plan: ForkPlan; onOutcome?: (o: BranchOutcome) => void; onFinal?: (status: number) => void };
+  | ForkDecision;
+
+export interface ForkDecision {
+  action: 'fork';
+  plan: ForkPlan;
+  onOutcome?: (o: BranchOutcome) => void;
+  onFinal?: (status: number) => void;
+  /**
+   * Failover (INVITE only): asked when the plan is exhausted without an
+   * answer and the caller has not cancelled, before anything final is sent
+   * upstream. `failure` is the response the plan would end with and what it
+   * means. Answer another fork (the hunt goes on in the same response
+   * context: the caller keeps ringing), a response to send instead, or
+   * undefined to send the plan's own final response.
+   */
+  next?: (failure: PlanFailure) => Promise<Continuation> | Continuation;
+}
+
+export interface PlanFailure {
+  /** Status of the final response the plan would send upstream. */
+  status: number;
+  /** What ended the plan: the best branch outcome (§16.7), no-answer when every branch timed out. */
+  kind: BranchOutcomeKind;
+}
+
+export type Continuation = ForkDecision | ({ action: 'respond' } & Rejection) | undefined;
 
 /** Decides what to do with an initial (out-of-dialog) request other than REGISTER/CANCEL/ACK. */
 export type InitialRequestRouter = (req: SipRequest) => Promise<RoutingDecision> | RoutingDecision;
@@ -85,11 +110,15 @@ interface Branch {
 interface ResponseContext {
   readonly tx: ServerTransaction;
   readonly req: SipRequest;
-  readonly plan: ForkPlan;
+  /** Replaced when a failover continues the hunt with a new plan. */
+  plan: ForkPlan;
   readonly isInvite: boolean;
   readonly inDialog: boolean;
-  readonly onOutcome: ((o: BranchOutcome) => void) | undefined;
-  readonly onFinal: ((status: number) => void) | undefined;
+  onOutcome: ((o: BranchOutcome) => void) | undefined;
+  onFinal: ((status: number) => void) | undefined;
+  next: ForkDecision['next'];
+  /** Waiting for `next` to answer: nothing final may be sent meanwhile. */
+  continuing: boolean;
   readonly log: Logger;
   groupIndex: number;
   branches: Branch[];
@@ -210,7 +239,7 @@ export class ProxyCore implements TransactionUser {
       }
       // The last Route of ours may name the flow the next hop is on (see recordRoute()).
       const dest = this.flowTarget(req, own.flow);
-      return this.startContext(tx, req, { groups: [{ targets: [dest ? { uri: req.uri, dest } : { uri: req.uri }] }] }, true);
+      return this.startContext(tx, req, { action: 'fork', plan: { groups: [{ targets: [dest ? { uri: req.uri, dest } : { uri: req.uri }] }] } }, true);
     }
 
     // We are the registrar of every domain we serve (§10.3); nothing is relayed.
@@ -229,7 +258,7 @@ export class ProxyCore implements TransactionUser {
     const apply = (d: RoutingDecision): void => {
       if (this.cancelledEarly.has(tx)) return this.reply(tx, 487, 'Request Terminated');
       if (d.action === 'respond') return this.reply(tx, d.status, d.reason, d.headers);
-      this.startContext(tx, req, d.plan, false, d.onOutcome, d.onFinal);
+      this.startContext(tx, req, d, false);
     };
     if (decision instanceof Promise) {
       const fail = (err: unknown): void => {
@@ -275,28 +304,26 @@ export class ProxyCore implements TransactionUser {
     this.checkProgress(ctx);
   }
 
-  private startContext(
-    tx: ServerTransaction,
-    req: SipRequest,
-    plan: ForkPlan,
-    inDialog: boolean,
-    onOutcome?: (o: BranchOutcome) => void,
-    onFinal?: (status: number) => void,
-  ): void {
-    if (plan.groups.length === 0 || plan.groups.every((g) => g.targets.length === 0)) {
-      const ex = plan.exhausted ?? UNAVAILABLE;
-      this.reply(tx, ex.status, ex.reason);
-      if (onFinal) callSafely(this.o.log, 'onFinal', () => onFinal(ex.status));
-      return;
-    }
+  private startContext(tx: ServerTransaction, req: SipRequest, d: ForkDecision, inDialog: boolean): void {
+    const isInvite = req.method === 'INVITE';
+    const plan = d.plan;
     const ctx: ResponseContext = {
-      tx, req, plan, inDialog, onOutcome, onFinal,
-      isInvite: req.method === 'INVITE',
+      tx, req, plan, inDialog, onOutcome: d.onOutcome, onFinal: d.onFinal,
+      next: isInvite && !inDialog ? d.next : undefined, continuing: false,
+      isInvite,
       log: new LazyChildLogger(this.o.log, { callId: req.callId }),
       groupIndex: -1, branches: [], challenges: [],
       finalSent: false, cancelled: false, stopNew: false,
     };
     this.contexts.set(tx, ctx);
+    this.startPlan(ctx);
+  }
+
+  /** Starts ctx.plan from its first group (a new context, or a failover continuing one). */
+  private startPlan(ctx: ResponseContext): void {
+    const plan = ctx.plan;
+    ctx.overallTimer?.cancel();
+    ctx.overallTimer = undefined;
     if (ctx.isInvite && plan.overallTimeoutMs !== undefined) {
       ctx.overallTimer = this.o.clock.setTimer(plan.overallTimeoutMs, () => {
         ctx.stopNew = true;
@@ -304,6 +331,7 @@ export class ProxyCore implements TransactionUser {
         this.checkProgress(ctx);
       });
     }
+    // An empty plan ends at once, through finish(): its `exhausted` response, or a failover.
     this.nextGroup(ctx);
   }
 
@@ -420,7 +448,7 @@ export class ProxyCore implements TransactionUser {
     // response as it arrives, not on the best so far (an earlier 480 of group
     // 1 stays "best" over a 486 of group 2 that must stop the hunt).
     if (ctx.plan.stopOn?.(status)) ctx.stopNew = true;
-    if (status >= 600) {
+    if (status >= 600 && ctx.plan.globalFailureEndsHunt !== false) {
       // "If a 6xx response is received, it is not immediately forwarded, but the
       //  stateful proxy SHOULD cancel all client pending transactions ... and it
       //  MUST NOT create any new branches in this context."
@@ -527,8 +555,83 @@ export class ProxyCore implements TransactionUser {
     this.finish(ctx);
   }
 
-  /** Sends the best response upstream once every branch is done (§16.7 step 6–9). */
+  /** Sends the best response upstream once every branch is done (§16.7 step 6–9), or fails over. */
   private finish(ctx: ResponseContext): void {
+    if (ctx.finalSent) return this.cleanup(ctx);
+    if (ctx.continuing) return; // continueWith() decides, and sees ctx.cancelled
+    const next = ctx.next;
+    if (next && !ctx.cancelled) {
+      ctx.continuing = true;
+      const failure = this.planFailure(ctx);
+      let answer: Promise<Continuation> | Continuation;
+      try {
+        answer = next(failure);
+      } catch (err) {
+        ctx.log.error({ err }, 'failover (next) failed');
+        answer = undefined;
+      }
+      if (answer instanceof Promise) {
+        answer.then((c) => this.continueWith(ctx, c), (err: unknown) => {
+          ctx.log.error({ err }, 'failover (next) failed');
+          this.continueWith(ctx, undefined);
+        });
+      } else {
+        this.continueWith(ctx, answer);
+      }
+      return;
+    }
+    this.sendFinal(ctx);
+  }
+
+  /** What the exhausted plan amounts to, for the failover decision. */
+  private planFailure(ctx: ResponseContext): PlanFailure {
+    const best = ctx.best;
+    if (!best) {
+      const ex = ctx.plan.exhausted ?? UNAVAILABLE;
+      return { status: ex.status, kind: 'unreachable' };
+    }
+    if (best.synthetic) {
+      const ex = ctx.plan.exhausted ?? UNAVAILABLE;
+      return { status: ex.status, kind: best.res.status === 408 ? 'no-answer' : 'unreachable' };
+    }
+    return { status: best.res.status, kind: classifyStatus(best.res.status) };
+  }
+
+  private continueWith(ctx: ResponseContext, c: Continuation): void {
+    ctx.continuing = false;
+    if (ctx.finalSent) return this.cleanup(ctx);
+    // A CANCEL that arrived meanwhile wins (sendFinal answers 487).
+    if (ctx.cancelled || c === undefined) return this.sendFinal(ctx);
+    try {
+      if (c.action === 'respond') {
+        ctx.finalSent = true;
+        this.reply(ctx.tx, c.status, c.reason, c.headers);
+        this.notifyFinal(ctx, c.status);
+        return this.cleanup(ctx);
+      }
+      // The hunt goes on in the same response context: a new plan, a fresh §16.7
+      // choice of best response (the previous step's failures are settled).
+      ctx.plan = c.plan;
+      ctx.next = c.next;
+      if (c.onOutcome) ctx.onOutcome = c.onOutcome;
+      if (c.onFinal) ctx.onFinal = c.onFinal;
+      ctx.groupIndex = -1;
+      ctx.best = undefined;
+      ctx.challenges = [];
+      ctx.stopNew = false;
+      this.startPlan(ctx);
+    } catch (err) {
+      ctx.log.error({ err }, 'failover plan failed');
+      if (!ctx.finalSent) {
+        ctx.finalSent = true;
+        this.reply(ctx.tx, 500, 'Server Internal Error');
+        this.notifyFinal(ctx, 500);
+      }
+      this.cleanup(ctx);
+    }
+  }
+
+  private sendFinal(ctx: ResponseContext): void {
     if (ctx.finalSent) return this.cleanup(ctx);
     ctx.finalSent = true;
     let res: SipResponse;

@@ -1241,3 +1241,140 @@ t.test('a hostname that does not resolve counts as unreachable: 480', async (t) 
   t.same(h.upstreamFinals().map((f) => f.status), [480]);
   clean(t, h);
 });
+
+// ---- failover: ForkDecision.next --------------------------------------------
+
+t.test('failover: an exhausted plan asks `next` (busy) and the hunt goes on with the new plan in the same context, the caller never seeing the 486', async (t) => {
+  const failures: Array<[number, string]> = [];
+  const h = makeProxy({
+    router: () => ({
+      action: 'fork',
+      plan: { groups: [{ targets: [target(1)], timeoutMs: 10_000 }] },
+      next: (f) => {
+        failures.push([f.status, f.kind]);
+        return { action: 'fork', plan: { groups: [{ targets: [target(2)], timeoutMs: 10_000 }] } };
+      },
+    }),
+  });
+  h.receive(callerInvite());
+  h.advance(2000);
+  h.reply(h.branch(1), 486);
+  t.same(failures, [[486, 'busy']]);
+  t.same(h.invites().map((f) => [f.dest.address, f.at]), [[addr(1), 0], [addr(2), 2000]], 'step 2 rings at once');
+  h.reply(h.branch(2), 180);
+  h.reply(h.branch(2), 200);
+  t.same(h.upstreamStatuses(), [100, 180, 200]);
+  clean(t, h);
+});
+
+t.test('failover: every branch timed out → kind no-answer; an async `next` may answer a response instead (e.g. the after-hunt reject)', async (t) => {
+  const failures: Array<[number, string]> = [];
+  const finals: number[] = [];
+  const h = makeProxy({
+    router: () => ({
+      action: 'fork',
+      plan: { groups: [{ targets: [target(1), target(2)], timeoutMs: 8000 }], exhausted: { status: 480, reason: 'Temporarily Unavailable' } },
+      onFinal: (s) => finals.push(s),
+      next: async (f) => {
+        failures.push([f.status, f.kind]);
+        return { action: 'respond', status: 486, reason: 'All agents busy', headers: [['Reason', 'Q.850;cause=17']] };
+      },
+    }),
+  });
+  h.receive(callerInvite());
+  h.reply(h.branch(1), 180);
+  h.reply(h.branch(2), 180);
+  h.at(8000);
+  await flush();
+  t.same(failures, [[480, 'no-answer']]);
+  const finalsUp = h.upstreamFinals();
+  t.same(finalsUp.map((f) => [f.status, f.at]), [[486, 8000]]);
+  t.equal(finalsUp[0]?.res.reason, 'All agents busy');
+  t.equal(finalsUp[0]?.res.get('reason'), 'Q.850;cause=17');
+  t.same(finals, [486], 'onFinal reports what the caller got');
+  clean(t, h);
+});
+
+t.test('failover: `next` answering undefined sends the plan’s own best response; a throwing `next` does too, logged', async (t) => {
+  for (const next of [() => undefined, () => { throw new Error('boom'); }, () => Promise.reject(new Error('async boom'))]) {
+    const h = makeProxy({ router: () => ({ action: 'fork', plan: { groups: [{ targets: [target(1)] }] }, next }) });
+    h.receive(callerInvite());
+    h.reply(h.branch(1), 486);
+    await flush();
+    t.same(h.upstreamFinals().map((f) => f.status), [486]);
+    clean(t, h);
+  }
+});
+
+t.test('failover: a CANCEL arriving while `next` is deciding wins: 487 upstream, the new plan never rings', async (t) => {
+  let decide: ((c: import('../../../src/sip/proxy/proxy-core.js').Continuation) => void) | undefined;
+  const h = makeProxy({
+    router: () => ({
+      action: 'fork',
+      plan: { groups: [{ targets: [target(1)] }] },
+      next: () => new Promise((r) => { decide = r; }),
+    }),
+  });
+  const inv = callerInvite();
+  h.receive(inv);
+  h.reply(h.branch(1), 486);
+  h.receive(callerCancel(inv));
+  t.same(h.upstreamStatuses('CANCEL'), [200]);
+  decide?.({ action: 'fork', plan: { groups: [{ targets: [target(2)] }] } });
+  await flush();
+  t.same(h.upstreamFinals().map((f) => f.status), [487]);
+  t.equal(h.invites().length, 1, 'the failover target was never rung');
+  clean(t, h);
+});
+
+t.test('failover chains: step 2’s own `next` is asked when step 2 fails too; the overall timer of step 1 does not cut step 2', async (t) => {
+  const kinds: string[] = [];
+  const h = makeProxy({
+    router: () => ({
+      action: 'fork',
+      plan: { groups: [{ targets: [target(1)], timeoutMs: 5000 }], overallTimeoutMs: 6000 },
+      next: (f) => {
+        kinds.push(f.kind);
+        return {
+          action: 'fork',
+          plan: { groups: [{ targets: [target(2)], timeoutMs: 5000 }] },
+          next: (f2) => { kinds.push(f2.kind); return { action: 'fork', plan: { groups: [{ targets: [target(3)], timeoutMs: 5000 }] } }; },
+        };
+      },
+    }),
+  });
+  h.receive(callerInvite());
+  h.reply(h.branch(1), 180);
+  h.at(5000);
+  h.reply(h.branch(2), 180);
+  h.at(7000); // step 1's overall cap (6 s) must not touch step 2
+  t.equal(h.invites().length, 2);
+  h.reply(h.branch(2), 603);
+  t.same(kinds, ['no-answer', 'declined']);
+  t.same(h.invites().map((f) => [f.dest.address, f.at]), [[addr(1), 0], [addr(2), 5000], [addr(3), 7000]]);
+  h.reply(h.branch(3), 200);
+  t.same(h.upstreamFinals().map((f) => f.status), [200]);
+  clean(t, h);
+});
+
+t.test('failover is not asked once a branch answered, nor for in-dialog requests, nor for non-INVITE', async (t) => {
+  let asked = 0;
+  const h = makeProxy({ router: () => ({ action: 'fork', plan: { groups: [{ targets: [target(1)] }] }, next: () => { asked++; return undefined; } }) });
+  h.receive(callerInvite());
+  h.reply(h.branch(1), 200);
+  h.receive(makeRequest('MESSAGE', { uri: 'sip:bob@pbx.example', branch: 'z9hG4bK-msg-1', callId: 'msg-1' }));
+  h.reply(h.branch(1, 'MESSAGE'), 404);
+  t.equal(asked, 0);
+  t.same(h.upstreamFinals('MESSAGE').map((f) => f.status), [404]);
+  clean(t, h);
+});
+
+t.test('ForkPlan.globalFailureEndsHunt false: a 603 from group 1 moves the hunt to group 2 (a hunt group configured to skip a declining phone)', async (t) => {
+  const h = makeProxy({ plan: { groups: [{ targets: [target(1)] }, { targets: [target(2)] }], globalFailureEndsHunt: false } });
+  h.receive(callerInvite());
+  h.reply(h.branch(1), 603);
+  t.equal(h.invites().length, 2);
+  h.reply(h.branch(2), 200);
+  t.same(h.upstreamFinals().map((f) => f.status), [200]);
+  clean(t, h);
+});
