@@ -18,6 +18,14 @@ export interface ForkTarget {
   timeoutMs?: number;
   /** Free text for logs and branch events (extension, number...). */
   label?: string;
+  /**
+   * Header fields this branch's request gets, each replacing every field of
+   * that name (e.g. P-Asserted-Identity presenting the caller's short code,
+   * RFC 3325 §9.1; Diversion for a forwarded call, RFC 5806). Names the
+   * proxy itself manages (Via, Route, Record-Route, Max-Forwards, CSeq,
+   * Call-ID, From, To, Content-Length) are refused by the proxy.
+   */
+  headers?: ReadonlyArray<readonly [string, string]>;
 }
 
 export interface ForkGroup {

@@ -25,6 +25,9 @@ import { classifyStatus, type BranchOutcome, type BranchOutcomeKind, type ForkPl
 import { resolveUri } from './resolve.js';
 import { DEFAULT_VALIDATION, validateProxyRequest, type Rejection, type ValidationOptions } from './request-validation.js';
 
+/** Header fields ForkTarget.headers may not touch: §16.6 gives them to the proxy or forbids changing them. */
+const PROXY_MANAGED: ReadonlySet<string> = new Set(['via', 'v', 'route', 'record-route', 'max-forwards', 'cseq', 'call-id', 'i', 'from', 'f', 'to', 't', 'content-length', 'l']);
+
 export type RoutingDecision =
   | ({ action: 'respond' } & Rejection)
   | ForkDecision;
@@ -367,6 +370,10 @@ export class ProxyCore implements TransactionUser {
     const fwd = ctx.req.clone();
     fwd.source = undefined;
     if (!ctx.inDialog) fwd.uri = target.uri; // step 2
+    if (target.headers) {
+      for (const [name] of target.headers) if (!PROXY_MANAGED.has(name.toLowerCase())) fwd.remove(name);
+      for (const [name, value] of target.headers) if (!PROXY_MANAGED.has(name.toLowerCase())) fwd.append(name, value);
+    }
     this.prepareForward(fwd, target.path); // step 3 (Max-Forwards), Path → Route
     let hop: SipUri | undefined;
     try {

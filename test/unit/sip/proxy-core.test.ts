@@ -1378,3 +1378,25 @@ t.test('ForkPlan.globalFailureEndsHunt false: a 603 from group 1 moves the hunt 
   t.same(h.upstreamFinals().map((f) => f.status), [200]);
   clean(t, h);
 });
+
+t.test('ForkTarget.headers replace same-named fields on that branch only; fields the proxy manages (From, Via, CSeq...) are left alone', async (t) => {
+  const h = makeProxy({
+    plan: {
+      groups: [{
+        targets: [
+          target(1, { headers: [['P-Asserted-Identity', '"Alice" <sip:6601@pbx.example>'], ['From', '<sip:evil@x>;tag=1'], ['Via', 'SIP/2.0/UDP evil']] }),
+          target(2),
+        ],
+      }],
+    },
+  });
+  h.receive(callerInvite({ headers: ['P-Asserted-Identity: <sip:+8613800000000@carrier.example>', 'Contact: <sip:alice@192.0.2.10:5060>'] }));
+  const one = h.branch(1).req;
+  const two = h.branch(2).req;
+  t.same(one.getAll('p-asserted-identity'), ['"Alice" <sip:6601@pbx.example>']);
+  t.same(two.getAll('p-asserted-identity'), ['<sip:+8613800000000@carrier.example>']);
+  t.not(one.get('from'), '<sip:evil@x>;tag=1');
+  t.equal(one.vias.length, 2, 'our Via and the caller’s only');
+  h.reply(h.branch(1), 200);
+  clean(t, h);
+});
