@@ -37,6 +37,7 @@ import type { DigestAuthenticator } from '../sip/registrar/digest.js';
 import type { Binding, LocationService } from '../sip/registrar/location-service.js';
 import { aorFor } from '../sip/registrar/registrar.js';
 import type { Destination } from '../sip/transaction/types.js';
+import type { CallLimiter } from './call-limiter.js';
 import { cidrContains, type Cidr } from './cidr.js';
 import type { TenantIndex, TenantView } from './tenant-index.js';
 
@@ -65,7 +66,12 @@ export interface CallExecutorOptions {
   log: Logger;
   /** Per-call seed for the random and weighted strategies (default: crypto random uint32). */
   seed?: () => number;
+  /** Concurrent-call accounting (TenantLimits.maxConcurrentCalls); absent = no limits enforced. */
+  limiter?: CallLimiter;
 }
+
+/** How long a caller refused for the tenant's call limit is asked to wait (RFC 3261 §20.33). */
+const LIMIT_RETRY_AFTER_S = 10;
 
 const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, MESSAGE, NOTIFY, SUBSCRIBE, REFER';
 const UNAVAILABLE = { status: 480, reason: 'Temporarily Unavailable' } as const;
@@ -444,7 +450,16 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
       return respond(500, 'Routing failed');
     }
     const run: CallRun = { req, tenant, realm: o.index.realmOf(tenant.doc), base, plan, log, steps: 0 };
-    return (await runStep(run, 0)) ?? { action: 'respond', ...UNAVAILABLE };
+    const d = (await runStep(run, 0)) ?? { action: 'respond', ...UNAVAILABLE };
+    const limiter = o.limiter;
+    if (d.action !== 'fork' || !limiter) return d;
+    // Only calls that ring something hold a slot; refusals (404, blacklist...) cost nothing.
+    const callId = req.callId;
+    if (!limiter.acquire(tenant.id, callId, tenant.doc.limits?.maxConcurrentCalls)) {
+      log.info({ limit: tenant.doc.limits?.maxConcurrentCalls }, 'tenant at its concurrent-call limit');
+      return respond(503, 'Too many calls for this tenant', [['Retry-After', String(LIMIT_RETRY_AFTER_S)]]);
+    }
+    return { ...d, onFinal: (status) => limiter.final(callId, status) };
   }
 }
 

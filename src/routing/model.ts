@@ -42,6 +42,7 @@ export interface TenantDocument {
   /** Number presented on calls extensions place to the outside (one of `numbers`, not a 400/800 number). */
   outboundCallerId?: string;
   defaults?: TenantDefaults;
+  limits?: TenantLimits;
   numbers?: NumberEntry[];
   extensions?: Extension[];
   groups?: RingGroup[];
@@ -60,6 +61,15 @@ export interface TenantDefaults {
   targetTimeoutMs?: number;
   /** Cap on a whole ring step when the action does not say (default none). */
   overallTimeoutMs?: number;
+}
+
+export interface TenantLimits {
+  /**
+   * Calls of this tenant in progress at once on one node, from the INVITE
+   * until the final failure or the BYE; the next call gets 503 with
+   * Retry-After. Counted per node (a cluster of N nodes admits up to N×).
+   */
+  maxConcurrentCalls?: number;
 }
 
 /**

@@ -306,6 +306,15 @@ export const TENANT_SCHEMA = {
       type: 'object', additionalProperties: false,
       properties: { targetTimeoutMs: ref('targetTimeoutMs'), overallTimeoutMs: ref('overallTimeoutMs') },
     },
+    limits: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        maxConcurrentCalls: {
+          type: 'integer', minimum: 1, maximum: 100000,
+          description: 'Calls of this tenant in progress at once on one node (set up or answered); more get 503 with Retry-After',
+        },
+      },
+    },
     numbers: list(ref('numberEntry'), 100000),
     extensions: list(ref('extension'), 20000),
     groups: list(ref('group'), 5000),

@@ -89,6 +89,11 @@ export interface ProxyCoreOptions {
   /** T1 of the profile, for the §9.1 give-up after CANCEL. */
   t1Ms?: number;
   validation?: ValidationOptions;
+  /**
+   * Told of every in-dialog request we forward (a BYE ends a call the router
+   * placed): call accounting above the SIP layer without dialog state here.
+   */
+  onInDialogRequest?: (req: SipRequest) => void;
 }
 
 interface Branch {
@@ -240,6 +245,8 @@ export class ProxyCore implements TransactionUser {
         if (this.o.interfaces.isLocalUri(req.uri)) return this.reply(tx, 481, 'Call/Transaction Does Not Exist');
         return this.reply(tx, 403, 'Not relaying in-dialog requests that did not route through this proxy');
       }
+      const observe = this.o.onInDialogRequest;
+      if (observe) callSafely(this.o.log, 'onInDialogRequest', () => observe(req));
       // The last Route of ours may name the flow the next hop is on (see recordRoute()).
       const dest = this.flowTarget(req, own.flow);
       return this.startContext(tx, req, { action: 'fork', plan: { groups: [{ targets: [dest ? { uri: req.uri, dest } : { uri: req.uri }] }] } }, true);

@@ -8,6 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { createCallExecutor, type CounterSource } from '../../../src/call/call-executor.js';
+import { CallLimiter } from '../../../src/call/call-limiter.js';
 import { demoTenant } from '../../../src/call/demo-tenant.js';
 import { TenantIndex, type TenantSource, type TenantView } from '../../../src/call/tenant-index.js';
 import { parseCidr } from '../../../src/call/cidr.js';
@@ -109,7 +110,9 @@ function setup(o: { counters?: CounterSource } = {}) {
   };
   let rr = 0;
   const counters: CounterSource = o.counters ?? { incrCounter: async () => ++rr };
+  const limiter = new CallLimiter({ clock });
   const router = createCallExecutor({
+    limiter,
     index, location, digestFor, counters,
     region: { lookup: (n) => (n.startsWith('010') ? { province: '北京', city: '北京' } : undefined) },
     trusted: [parseCidr('192.0.2.99')],
@@ -145,7 +148,7 @@ function setup(o: { counters?: CounterSource } = {}) {
     again.source = req.source;
     return router(again);
   };
-  return { clock, log, router, register, invite, asExtension, location, index, source };
+  return { clock, log, router, register, invite, asExtension, location, index, source, limiter };
 }
 
 function fork(t: Test, d: RoutingDecision | Continuation): ForkDecision {
@@ -317,4 +320,21 @@ t.test('tenant changes reach the index: a new number routes, a removed trunk sou
   s.source.put({ ...ACME, inboundTrunks: [{ id: 'ctcc', sources: ['198.18.0.1'] }] });
   s.source.put({ ...demoWithCarrier(), inboundTrunks: [{ id: 'demo-carrier', sources: ['127.0.0.2'] }] });
   t.match(await s.router(s.invite('4001112222', { address: CARRIER })), { action: 'respond', status: 407 }, 'no longer a trunk: challenged like anyone');
+});
+
+t.test('concurrent-call limit: the call over the tenant’s limit gets 503 with Retry-After; a failed call frees its slot, an answered one at its BYE', async (t) => {
+  const s = setup();
+  s.source.put({ ...ACME, limits: { maxConcurrentCalls: 1 } });
+  await s.register('2001', 'acme.test', '10.0.1.1');
+  const first = fork(t, await s.router(s.invite('4001112222', { address: CARRIER })));
+  const second = await s.router(s.invite('4001112222', { address: CARRIER }));
+  t.match(second, { action: 'respond', status: 503, headers: [['Retry-After', '10']] });
+  t.match(await s.router(s.invite('4009999999', { address: CARRIER })), { action: 'respond', status: 404 }, 'refusals are not counted against the limit');
+  first.onFinal?.(486);
+  const third = fork(t, await s.router(s.invite('4001112222', { address: CARRIER })));
+  const thirdCall = s.limiter.count('acme');
+  t.equal(thirdCall, 1);
+  third.onFinal?.(200);
+  t.match(await s.router(s.invite('4001112222', { address: CARRIER })), { action: 'respond', status: 503 }, 'answered: still counted');
+  t.equal(s.limiter.count('demo'), 0, 'other tenants unaffected');
 });

@@ -65,6 +65,7 @@ interface ProxyHarnessOptions {
   timerCMs?: number;
   /** The ProxyCore class to use (a module instance with mocked DNS, see the resolution tests). */
   Core?: typeof ProxyCore;
+  onInDialogRequest?: (req: SipRequest) => void;
 }
 
 interface Forwarded {
@@ -96,7 +97,7 @@ function makeProxy(o: ProxyHarnessOptions = {}) {
     },
   });
   const Core = o.Core ?? ProxyCore;
-  const proxy = new Core({ layer, interfaces, clock, log, router, timerCMs: o.timerCMs, t1Ms: T1 });
+  const proxy = new Core({ layer, interfaces, clock, log, router, timerCMs: o.timerCMs, t1Ms: T1, ...(o.onInDialogRequest ? { onInDialogRequest: o.onInDialogRequest } : {}) });
   holder.proxy = proxy;
 
   /** Requests of a method the proxy sent, one per branch (UDP retransmissions left out). */
@@ -1398,5 +1399,17 @@ t.test('ForkTarget.headers replace same-named fields on that branch only; fields
   t.not(one.get('from'), '<sip:evil@x>;tag=1');
   t.equal(one.vias.length, 2, 'our Via and the caller’s only');
   h.reply(h.branch(1), 200);
+  clean(t, h);
+});
+
+t.test('onInDialogRequest hears every in-dialog request we forward (a BYE ends an accounted call); a throwing listener does not stop the BYE', async (t) => {
+  const seen: string[] = [];
+  const h = makeProxy({ onInDialogRequest: (req) => { seen.push(req.method); throw new Error('listener bug'); } });
+  h.receive(inDialog('BYE', { routes: [ourRoute('udp'), '<sip:203.0.113.9;lr>'] }));
+  t.same(seen, ['BYE']);
+  const [bye] = h.sent('BYE');
+  t.ok(bye, 'the BYE was forwarded anyway');
+  if (bye) h.reply(bye, 200);
+  t.same(h.upstreamFinals('BYE').map((f) => f.status), [200]);
   clean(t, h);
 });
