@@ -48,6 +48,8 @@ export interface RegionIndexStats {
   readonly descriptions: number;
   /** Descriptions that did not start with a known province: left out of the index (none in 2.0.0). */
   readonly unparsed: readonly string[];
+  /** Bytes of the lookup tables (the bulk of what the index retains; ~2 MB). */
+  readonly tableBytes: number;
 }
 
 export interface RegionIndex {
@@ -222,7 +224,8 @@ export function buildRegionIndex(geo: Buffer, carriers: Buffer, names = { geocod
   });
   if (regions.length > 0xffff) throw new Error(`${names.geocoding}: more than 65535 distinct regions`);
 
-  const mobile = new Uint16Array(10 ** MOBILE_DEPTH - MOBILE_BASE);
+  // Keys here all start with 1, so 10^6 slots (2 MB) cover 1000000-1999999.
+  const mobile = new Uint16Array(10 ** (MOBILE_DEPTH - 1));
   const area = new Uint16Array(10 ** AREA_DEPTH);
   for (const keys of byLength) {
     for (const [key, id] of keys ?? []) {
@@ -239,10 +242,12 @@ export function buildRegionIndex(geo: Buffer, carriers: Buffer, names = { geocod
     (carrierByLength[key.length] ??= []).push([key, id]);
   });
   if (carrierNames.length > 0xff) throw new Error(`${names.carrier}: more than 255 carriers`);
-  const carrierTable = new Uint8Array(10 ** CARRIER_DEPTH - CARRIER_BASE);
+  const carrierTable = new Uint8Array(10 ** (CARRIER_DEPTH - 1));
   for (const keys of carrierByLength) for (const [key, id] of keys ?? []) fillPrefix(carrierTable, CARRIER_DEPTH, CARRIER_BASE, key, id, names.carrier);
 
-  return new TableRegionIndex(regions, mobile, area, carrierNames, carrierTable, { entries, descriptions: ids.size, unparsed });
+  return new TableRegionIndex(regions, mobile, area, carrierNames, carrierTable, {
+    entries, descriptions: ids.size, unparsed, tableBytes: mobile.byteLength + area.byteLength + carrierTable.byteLength,
+  });
 }
 
 /** Longest digit string a caller number may have (E.164 is 15, plus 00 and a stray trunk 0). */

@@ -114,6 +114,7 @@ t.test('every description of the data splits into one of the 34 provinces', asyn
   t.equal(PROVINCES.length, 34);
   t.equal(index.stats.entries, data.size);
   t.same(index.stats.unparsed, []);
+  t.ok(index.stats.tableBytes <= 2_010_000, `tables: ${index.stats.tableBytes} bytes (1M mobile slots, 1k area codes, 1k carrier)`);
   const descriptions = new Set(data.values());
   t.equal(index.stats.descriptions, descriptions.size);
   const bad: string[] = [];
