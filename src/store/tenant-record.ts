@@ -81,11 +81,6 @@ export function isVersion(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
 }
 
-/** The wire form of a change announcement (Redis pub/sub). */
-export function encodeConfigChange(change: ConfigChange): string {
-  return JSON.stringify(change);
-}
-
 /** Longest announcement accepted: a real one is under 1.2 KB (the id is at most 1024 characters). */
 const MAX_CHANGE_LENGTH = 8192;
 
