@@ -24,13 +24,15 @@ export type StoreErrorCode =
   /** A write was committed and announced, but the version index was not updated. */
   | 'DP_STORE_INDEX_LAG'
   /** The store was closed. */
-  | 'DP_STORE_CLOSED';
+  | 'DP_STORE_CLOSED'
+  /** The store could not be read when it had to be (TenantCache start-up); `cause` says why. */
+  | 'DP_STORE_UNAVAILABLE';
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
 
-  constructor(code: StoreErrorCode, message: string) {
-    super(message);
+  constructor(code: StoreErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'StoreError';
     this.code = code;
   }
