@@ -183,7 +183,8 @@ export class RedisTenantStore implements TenantStore {
   readonly #onListenerError: (err: unknown) => void;
   readonly #subscriptions = new Set<Subscription>();
   #subscriber: Redis | undefined;
-  #subscribed: Promise<void> | undefined;
+  /** Settles when the subscription is (again) active; replaced when the subscriber connection drops. */
+  #watching: Deferred | undefined;
   #closed = false;
 
   constructor(options: RedisTenantStoreOptions) {
@@ -291,11 +292,12 @@ export class RedisTenantStore implements TenantStore {
 
   /**
    * Resolves once the subscription is active, so announcements of writes
-   * made from now on reach `watch` listeners (tests, orderly start-up).
-   * Resolves at once when nothing watches.
+   * made from now on reach `watch` listeners; after the subscriber
+   * connection dropped, once it is subscribed again. Resolves at once when
+   * nothing watches or the store is closed.
    */
   whenWatching(): Promise<void> {
-    return this.#subscribed ?? Promise.resolve();
+    return this.#watching?.promise ?? Promise.resolve();
   }
 
   /** Closes the subscriber connection. The command connection belongs to the caller. */
@@ -304,6 +306,7 @@ export class RedisTenantStore implements TenantStore {
     this.#subscriptions.clear();
     const subscriber = this.#subscriber;
     this.#subscriber = undefined;
+    this.#watching?.resolve();
     subscriber?.disconnect();
   }
 
@@ -311,28 +314,39 @@ export class RedisTenantStore implements TenantStore {
     if (this.#subscriber !== undefined) return;
     const subscriber = this.#redis.duplicate({
       connectionName: 'dialplane-config-watch',
-      // Unlike commands on the call path, SUBSCRIBE should wait for Redis
-      // however long it is away: it is queued until a connection is ready
-      // (ioredis arms commandTimeout even for queued commands, so none), and
-      // after a reconnect ioredis subscribes again by itself.
+      // Unlike commands on the call path, the subscriber waits for Redis
+      // however long it is away, reconnecting with the client's back-off.
       enableOfflineQueue: true,
       maxRetriesPerRequest: null,
+      // ioredis arms commandTimeout even for queued commands.
       commandTimeout: undefined,
-      // Commands issued before `ready` would be refused without the queue;
-      // with it, connecting lazily changes nothing, so connect at once.
-      lazyConnect: false,
+      // Subscribing is done here on every `ready`, rather than by ioredis's
+      // own resubscription, so `whenWatching` knows when it is active again.
+      // Announcements published between a reconnect and the new SUBSCRIBE
+      // are lost, like those during the outage: TenantCache's version check
+      // is what heals them.
+      autoResubscribe: false,
     });
     this.#subscriber = subscriber;
+    this.#watching = deferred();
     // Connection errors are expected during an outage; the command
     // connection logs them (connect.ts) and TenantCache reports the outage.
     // Without a listener ioredis would print every reconnect attempt.
     subscriber.on('error', () => undefined);
+    subscriber.on('close', () => {
+      if (this.#subscriber === subscriber && this.#watching?.settled === true) this.#watching = deferred();
+    });
+    subscriber.on('ready', () => {
+      const watching = this.#watching;
+      subscriber.subscribe(this.#channel).then(
+        () => { if (this.#subscriber === subscriber) watching?.resolve(); },
+        // The connection dropped again before the reply; the next `ready` retries.
+        () => undefined,
+      );
+    });
     subscriber.on('message', (channel: unknown, message: unknown) => {
       if (channel === this.#channel) this.#dispatch(message);
     });
-    this.#subscribed = subscriber.subscribe(this.#channel).then(() => undefined);
-    // A close() before the subscription completed rejects it; nobody needs to hear that.
-    this.#subscribed.catch(() => undefined);
   }
 
   #dispatch(message: unknown): void {
@@ -394,6 +408,26 @@ export class RedisTenantStore implements TenantStore {
         + `(${err instanceof Error ? err.message : String(err)}); nodes that missed the announcement see it at the tenant's next write`);
     }
   }
+}
+
+interface Deferred {
+  readonly promise: Promise<void>;
+  readonly settled: boolean;
+  resolve(): void;
+}
+
+function deferred(): Deferred {
+  let resolvePromise: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => { resolvePromise = resolve; });
+  const d = {
+    promise,
+    settled: false,
+    resolve: () => {
+      d.settled = true;
+      resolvePromise();
+    },
+  };
+  return d;
 }
 
 /** A stored decimal version; 0 for anything else (absent, garbage, beyond 2^53, negative tombstone). */
