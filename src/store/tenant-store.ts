@@ -38,6 +38,12 @@ export type ConfigChange =
   | { kind: 'global'; version: number };
 
 export interface TenantStore {
+  /**
+   * The document and its version, or undefined. A stored value that cannot
+   * be decoded rejects with StoredDocumentCorrupt (code
+   * DP_STORE_CORRUPT_DOCUMENT, carrying its version); any other rejection
+   * means the backend is unreachable.
+   */
   getTenant(id: string): Promise<Versioned<TenantDocument> | undefined>;
   /** Creates or replaces the document `doc.id`; returns the new version. */
   putTenant(doc: TenantDocument, opts?: WriteOptions): Promise<number>;
@@ -47,6 +53,12 @@ export interface TenantStore {
   tenantVersions(): Promise<Map<string, number>>;
   /** The global document; version 0 and an empty document when never written. */
   getGlobal(): Promise<Versioned<GlobalDocument>>;
+  /**
+   * The global document's version alone (0 when never written), for the same
+   * periodic check as `tenantVersions`: the global document carries the
+   * ported-number list and may be megabytes, too much to fetch every poll.
+   */
+  globalVersion(): Promise<number>;
   putGlobal(doc: GlobalDocument, opts?: WriteOptions): Promise<number>;
   /**
    * Atomic increment of a round-robin counter shared by every node (the

@@ -41,11 +41,12 @@
  * The index is one key, hence one Cluster slot taking one cheap ZADD per
  * REGISTER; if that ever becomes a hot spot, shard it by a hash of the AOR.
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AorRecord, Binding, LocationService } from '../../sip/registrar/location-service.js';
 import { decodeAorRecord, latestExpiry, validBindings } from '../location-record.js';
 import { StoreError } from '../store-error.js';
+import { isWellFormedUnicode } from '../unicode.js';
+import { defineSingleKeyScript, isWrongTypeError, type SingleKeyScript } from './script.js';
 
 export interface RedisLocationStoreOptions {
   redis: Redis;
@@ -127,8 +128,6 @@ return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now
 const INDEX_PRUNE_INTERVAL_MS = 60_000;
 /** How many AOR keys `list` reads concurrently while checking index candidates. */
 const LIST_CHUNK = 256;
-
-type SingleKeyScript = (key: string, ...args: string[]) => Promise<unknown>;
 
 export class RedisLocationStore implements LocationService {
   readonly #redis: Redis;
@@ -217,35 +216,13 @@ export class RedisLocationStore implements LocationService {
 }
 
 /**
- * Registers a single-key Lua script with `defineCommand` (EVALSHA, falling
- * back to EVAL on NOSCRIPT) and returns it as a typed function, so no
- * untyped generated method is used anywhere else. The command name carries
- * the script's hash: two stores on one client share it only if the Lua is
- * identical.
- */
-function defineSingleKeyScript(redis: Redis, baseName: string, lua: string): SingleKeyScript {
-  const name = `${baseName}_${createHash('sha1').update(lua).digest('hex').slice(0, 12)}`;
-  if (typeof Reflect.get(redis, name) !== 'function') redis.defineCommand(name, { lua, numberOfKeys: 1 });
-  const command: unknown = Reflect.get(redis, name);
-  if (typeof command !== 'function') throw new Error(`ioredis did not define the script command ${name}`);
-  return (key, ...args) => {
-    const reply: unknown = Reflect.apply(command, redis, [key, ...args]);
-    return Promise.resolve(reply);
-  };
-}
-
-/**
  * ioredis sends strings as UTF-8; a lone UTF-16 surrogate cannot be encoded
  * and would become U+FFFD, so two different AORs could share one key. A
  * parsed SIP message never yields one (decoding bytes cannot produce it), so
  * this is a caller bug.
  */
 function assertEncodable(aor: string): void {
-  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(aor)) {
+  if (!isWellFormedUnicode(aor)) {
     throw new StoreError('DP_STORE_BAD_AOR', `AOR ${JSON.stringify(aor)} is not valid Unicode`);
   }
-}
-
-function isWrongTypeError(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith('WRONGTYPE');
 }
