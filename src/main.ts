@@ -18,12 +18,21 @@ import { Registrar } from './sip/registrar/registrar.js';
 import { DigestAuthenticator } from './sip/registrar/digest.js';
 import type { LocationService } from './sip/registrar/location-service.js';
 import { EmbeddedLocationStore } from './store/embedded/location-store.js';
-import { EmbeddedCredentialStore } from './store/embedded/credential-store.js';
+import { EmbeddedTenantStore } from './store/embedded/tenant-store.js';
 import { RedisLocationStore } from './store/redis/location-store.js';
+import { RedisTenantStore } from './store/redis/tenant-store.js';
 import { createRedisClient, waitForRedisReady } from './store/redis/connect.js';
-import { createCallRouter, type Directory } from './call/call-router.js';
+import { TenantCache } from './store/tenant-cache.js';
+import type { TenantStore } from './store/tenant-store.js';
+import { createCallExecutor } from './call/call-executor.js';
+import { CallLimiter } from './call/call-limiter.js';
+import { loadRegionIndex } from './call/region-index.js';
+import { DEMO_TENANT_ID, demoTenant } from './call/demo-tenant.js';
+import { TenantIndex } from './call/tenant-index.js';
 import { parseCidr } from './call/cidr.js';
 import type { SipUri } from './sip/message/uri.js';
+import type { ServerTransaction } from './sip/transaction/transaction-layer.js';
+import type { SipRequest } from './sip/message/message.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root, whether running from src/ (tsx) or dist/src/. */
@@ -40,43 +49,54 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   const clock = systemClock;
   const closers: Array<() => Promise<void>> = [];
 
-  // Store: Redis when REDIS_URL is set, else in-process.
+  // Store: Redis when REDIS_URL is set, else in-process (tenant configuration in a file).
   let location: LocationService;
+  let tenants: TenantStore;
   if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, log.child({ component: 'redis' }));
     // No offline queue: wait for the first connection before taking REGISTERs.
     await waitForRedisReady(redis, 10_000);
-    location = new RedisLocationStore({ redis, prefix: 'dp:' });
+    location = new RedisLocationStore({ redis, prefix: config.redisPrefix });
+    tenants = new RedisTenantStore({ redis, prefix: config.redisPrefix, onListenerError: (err) => log.error({ err }, 'tenant change listener failed') });
     closers.push(async () => { await redis.quit().catch(() => undefined); });
   } else {
     const embedded = new EmbeddedLocationStore({});
     location = embedded;
+    tenants = await EmbeddedTenantStore.open(config.storeFile !== undefined ? { file: config.storeFile } : {});
     closers.push(async () => { embedded.close(); });
   }
+  closers.push(() => tenants.close());
 
-  const credentials = new EmbeddedCredentialStore();
-  const extensions = new Set<string>();
-  const numbers = new Map<string, string[]>();
   if (config.demo) {
     const password = config.demoPassword ?? randomBytes(9).toString('base64url');
-    for (const ext of ['1001', '1002']) {
-      credentials.setPassword(ext, p.realm, password);
-      extensions.add(ext);
-    }
-    numbers.set('4008123456', ['1001', '1002']);
-    log.info({ tenant: 'demo', extensions: [...extensions], realm: p.realm, numbers: [...numbers.keys()], trustedCarrier: '127.0.0.2' }, 'demo tenant provisioned');
+    // Rewritten at every start: the password (hence the HA1s) may be new.
+    await tenants.putTenant(demoTenant(p.realm, password));
+    log.info({ tenant: DEMO_TENANT_ID, extensions: ['1001', '1002'], realm: p.realm, numbers: ['4008123456', '4008123457'], shortNumbers: ['6001', '6002'], carrier: '127.0.0.2' }, 'demo tenant provisioned');
     if (!config.demoPassword) {
       // Printed once so a newcomer can register two softphones at once.
       process.stdout.write(`\nDemo tenant: extensions 1001 and 1002, realm "${p.realm}", password: ${password}\n\n`);
     }
   }
-  const directory: Directory = {
-    isExtension: (u) => extensions.has(u),
-    numberTargets: (n) => numbers.get(n),
-  };
+  // Compiled rules for the call path, kept current through the store's change
+  // announcements and a periodic version check.
+  const cache = new TenantCache({ store: tenants, log: log.child({ component: 'tenant-cache' }), verifyIntervalMs: 2000 });
+  await cache.start();
+  closers.unshift(() => cache.stop());
+  const index = new TenantIndex({ source: cache, defaultRealm: p.realm, log: log.child({ component: 'tenants' }) });
+  closers.unshift(async () => { index.close(); });
 
   const secret = config.secret ? Buffer.from(config.secret, 'utf8') : randomBytes(32);
-  const digest = new DigestAuthenticator({ realm: p.realm, secret: secret.length >= 16 ? secret : Buffer.concat([secret, Buffer.alloc(16)]), now: () => clock.now(), algorithms: [...p.digestAlgorithms] });
+  const nonceKey = secret.length >= 16 ? secret : Buffer.concat([secret, Buffer.alloc(16)]);
+  // One authenticator per realm (a tenant's SIP domain): nonce counts live in it.
+  const digests = new Map<string, DigestAuthenticator>();
+  const digestFor = (realm: string): DigestAuthenticator => {
+    let d = digests.get(realm);
+    if (!d) {
+      d = new DigestAuthenticator({ realm, secret: nonceKey, now: () => clock.now(), algorithms: [...p.digestAlgorithms] });
+      digests.set(realm, d);
+    }
+    return d;
+  };
 
   const transport = new TransportLayer({
     bind: p.bind,
@@ -100,22 +120,39 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   const isLocalUri = (uri: SipUri): boolean => {
     if (!uri.isSip) return false;
     const host = uri.hostAddress.toLowerCase();
-    if (!ourHosts.has(host)) return false;
     const ports = [transport.ports.udp, transport.ports.tcp, transport.ports.ws];
+    // A tenant's SIP domain (its realm) designates us, as a domain name without a port.
+    if (!ourHosts.has(host)) return uri.port === undefined && index.tenantForRealm(host) !== undefined;
     // No port: the default 5060, or the realm used as a domain name.
     return uri.port === undefined ? host === p.realm.toLowerCase() || ports.includes(5060) : ports.includes(uri.port);
   };
 
-  const registrar = new Registrar({
-    location, credentials, digest, realm: p.realm, clock, node: config.node,
-    log: log.child({ component: 'registrar' }), policy: p.registrar,
-  });
-  const router = createCallRouter({
-    realm: p.realm, directory, location, credentials, digest,
+  // REGISTER: the registrar of the realm the To domain names (§10.3: the AOR is the To URI).
+  const registrars = new Map<string, Registrar>();
+  const registrarFor = (realm: string): Registrar => {
+    let r = registrars.get(realm);
+    if (!r) {
+      r = new Registrar({
+        location, credentials: index, digest: digestFor(realm), realm, clock, node: config.node,
+        log: log.child({ component: 'registrar', realm }), policy: p.registrar,
+      });
+      registrars.set(realm, r);
+    }
+    return r;
+  };
+  const register = (tx: ServerTransaction, req: SipRequest): void => {
+    const to = req.to.uri;
+    registrarFor(index.realmForDomain(to.isSip ? to.hostAddress : undefined)).handle(tx, req);
+  };
+  const limiter = new CallLimiter({ clock });
+  // 来电归属地: loaded once (≈ 0.25 s), then ≈ 0.1 µs a lookup.
+  const region = await loadRegionIndex();
+  const router = createCallExecutor({
+    index, location, digestFor, counters: tenants, limiter, region,
     trusted: p.trustedSources.map(parseCidr),
     isLocalUri,
     flowAlive: (id) => transport.hasConnection(id),
-    node: config.node, clock, log: log.child({ component: 'router' }), ringTimeoutMs: p.ringTimeoutMs,
+    node: config.node, clock, log: log.child({ component: 'call' }),
   });
 
   // The proxy core is the transaction user of the layer it also sends through: wire it lazily.
@@ -134,10 +171,11 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   });
   core.proxy = new ProxyCore({
     layer, clock, log: log.child({ component: 'proxy' }), router,
-    registrar: registrar.handle,
+    registrar: register,
     interfaces: { viaFor: (t) => transport.viaFor(t), isLocalUri, flowDestination: (id) => transport.connectionDestination(id) },
     timerCMs: p.timers.timerC,
     t1Ms: p.timers.t1,
+    onInDialogRequest: (req) => { if (req.method === 'BYE') limiter.bye(req.callId); },
   });
   transport.setHandlers({
     onRequest: (req) => layer.receiveRequest(req),

@@ -18,6 +18,10 @@ export interface Config {
   profile: SipProfile;
   httpPort: number;
   redisUrl: string | undefined;
+  /** Key prefix of everything this installation keeps in Redis (default `dp:`). */
+  redisPrefix: string;
+  /** Embedded store: the file tenant configuration is kept in; undefined = memory only. */
+  storeFile: string | undefined;
   adminToken: string | undefined;
   logLevel: string;
   demo: boolean;
@@ -37,7 +41,6 @@ const DEFAULTS: Omit<SipProfile, 'name'> = {
   maxMessageSize: 65535,
   tcpIdleTimeoutMs: 600_000,
   timers: { t1: 500, t2: 4000, t4: 5000, timerC: 181_000 },
-  ringTimeoutMs: 30_000,
   digestAlgorithms: ['MD5'],
   trustedSources: [],
   registrar: { defaultExpires: 3600, minExpires: 60, maxExpires: 7200, maxContacts: 10 },
@@ -101,7 +104,18 @@ function firstLanAddress(): string {
   return '127.0.0.1';
 }
 
-export function loadConfig(env: Record<string, string | undefined>, argv: string[], profilesDir: string): Readonly<Config> {
+function redisPrefix(v: string | undefined): string {
+  if (v === undefined) return 'dp:';
+  // Key names carry {hash-tags}; a prefix with braces or glob characters would break them or SCANs.
+  if (!/^[A-Za-z0-9_.:-]{0,64}$/.test(v)) throw new ConfigError('DIALPLANE_REDIS_PREFIX: letters, digits and _ . : - only (at most 64)');
+  return v;
+}
+
+/**
+ * `dataDir`: where the embedded store keeps its file unless
+ * DIALPLANE_STORE_FILE says otherwise (the repository's `data/` for `npm start`).
+ */
+export function loadConfig(env: Record<string, string | undefined>, argv: string[], profilesDir: string, dataDir = join(profilesDir, '..', 'data')): Readonly<Config> {
   const base = loadProfile(env.DIALPLANE_PROFILES_DIR ?? profilesDir, env.DIALPLANE_PROFILE);
   const bind = env.DIALPLANE_BIND ?? base.bind;
   const sipPort = port(env, 'DIALPLANE_SIP_PORT', base.udpPort);
@@ -115,13 +129,16 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     realm: env.DIALPLANE_REALM ?? base.realm,
   };
   const demo = argv.includes('--demo') || env.DIALPLANE_DEMO === '1' || env.DIALPLANE_DEMO === 'true';
-  if (demo && !profile.trustedSources.includes('127.0.0.2')) profile.trustedSources = [...profile.trustedSources, '127.0.0.2'];
   const level = env.LOG_LEVEL ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new ConfigError(`LOG_LEVEL: unknown level ${level}`);
   const cfg: Config = {
     profile: deepFreeze(profile),
     httpPort: port(env, 'DIALPLANE_HTTP_PORT', 8080),
     redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: redisPrefix(env.DIALPLANE_REDIS_PREFIX),
+    // 'memory' (or an empty value) keeps nothing across restarts: tests, throw-away demos.
+    storeFile: env.DIALPLANE_STORE_FILE === undefined ? join(dataDir, 'config.json')
+      : env.DIALPLANE_STORE_FILE === '' || env.DIALPLANE_STORE_FILE === 'memory' ? undefined : env.DIALPLANE_STORE_FILE,
     adminToken: env.DIALPLANE_ADMIN_TOKEN || undefined,
     logLevel: level,
     demo,

@@ -29,7 +29,6 @@ export const PROFILE_SCHEMA = {
         timerC: { type: 'integer', minimum: 180000, maximum: 3600000, description: 'Proxy INVITE timer C (RFC 3261 §16.6: larger than 3 minutes)' },
       },
     },
-    ringTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000 },
     digestAlgorithms: {
       type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['MD5', 'SHA-256'] },
       description: 'Digest challenges offered, in order (RFC 8760). Default ["MD5"]: SIPp answers only the first challenge, SIP.js 0.21 only the last, Debian baresip 1.0 fails on any non-MD5 one, and all of them know only MD5. Add SHA-256 where every client handles several challenges.',
@@ -63,7 +62,6 @@ export interface SipProfile {
   maxMessageSize: number;
   tcpIdleTimeoutMs: number;
   timers: { t1: number; t2: number; t4: number; timerC: number };
-  ringTimeoutMs: number;
   digestAlgorithms: Array<'MD5' | 'SHA-256'>;
   trustedSources: string[];
   registrar: { defaultExpires: number; minExpires: number; maxExpires: number; maxContacts: number };

@@ -140,6 +140,8 @@ export function kamailioProxy(opts: KamailioOptions): ProxyUnderTest {
 }
 
 export interface DialplaneOptions {
+  /** Name in the report (default `dialplane`). */
+  readonly name?: string;
   readonly node: string;
   readonly sip: Endpoint;
   readonly wsPort: number;
@@ -148,6 +150,12 @@ export interface DialplaneOptions {
   readonly service: string;
   readonly user: string;
   readonly password: string;
+  /**
+   * Rules in Redis instead of the embedded demo: the tenant document is
+   * written under `prefix` before start, the server runs with REDIS_URL and
+   * without the demo, and every user of `users` is registered at the UAS.
+   */
+  readonly redis?: { readonly url: string; readonly prefix: string; readonly provision: () => Promise<void>; readonly users: readonly string[] };
 }
 
 /**
@@ -158,7 +166,7 @@ export interface DialplaneOptions {
  */
 export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
   return {
-    name: 'dialplane',
+    name: opts.name ?? 'dialplane',
     sip: opts.sip,
     service: opts.service,
     uacIp: opts.uacIp,
@@ -168,6 +176,7 @@ export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
         throw new Error(`${main} does not exist (run "npm run build"; is src/main.ts written yet?)`);
       }
       const logFile = join(ctx.workDir, 'dialplane.log');
+      if (opts.redis) await opts.redis.provision();
       const child = await ctx.registry.spawn({
         name: 'dialplane',
         command: opts.node,
@@ -179,8 +188,10 @@ export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
           DIALPLANE_SIP_PORT: String(opts.sip.port),
           DIALPLANE_WS_PORT: String(opts.wsPort),
           DIALPLANE_HTTP_PORT: String(opts.httpPort),
-          DIALPLANE_DEMO: '1',
+          DIALPLANE_DEMO: opts.redis ? '0' : '1',
           DIALPLANE_DEMO_PASSWORD: opts.password,
+          DIALPLANE_STORE_FILE: 'memory',
+          ...(opts.redis ? { REDIS_URL: opts.redis.url, DIALPLANE_REDIS_PREFIX: opts.redis.prefix } : {}),
           LOG_LEVEL: 'warn',
           NODE_ENV: 'production',
         },
@@ -192,13 +203,15 @@ export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
       return started;
     },
     async setup(ctx) {
-      await registerContact(ctx.sippEnv, {
-        from: ctx.uas,
-        registrar: opts.sip,
-        user: opts.user,
-        password: opts.password,
-        dir: join(ctx.workDir, 'register'),
-      });
+      for (const user of opts.redis?.users ?? [opts.user]) {
+        await registerContact(ctx.sippEnv, {
+          from: ctx.uas,
+          registrar: opts.sip,
+          user,
+          password: opts.password,
+          dir: join(ctx.workDir, `register-${user}`),
+        });
+      }
     },
   };
 }

@@ -1,6 +1,6 @@
 // SIP proxy benchmark: Dialplane against Kamailio, same machine, same run.
 //
-//   npm run bench -- [--only kamailio|dialplane] [--rates 500,1000,2000]
+//   npm run bench -- [--only kamailio|dialplane|dialplane-redis-rr] [--rates 500,1000,2000]
 //                    [--seconds 10] [--hold-ms 0] [--settle 5] [--json FILE] [--keep]
 //   npm run bench -- --soak 300 --rate 1000 [--sample 10] [--warmup 30] [--only dialplane]
 //
@@ -31,6 +31,10 @@ import { execFileSync } from 'node:child_process';
 import { ChildRegistry, type RunningChild } from './child-registry.js';
 import { cpuBetween, freeUdpPort, memoryOfTree, sampleTree, type Memory } from './proc-usage.js';
 import { dialplaneProxy, kamailioProxy, type ProxyContext, type ProxyUnderTest, type StartedProxy } from './proxies-under-test.js';
+import { computeHa1 } from '../../src/sip/registrar/digest.js';
+import { nullLogger } from '../../src/sip/logger.js';
+import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
+import { RedisTenantStore } from '../../src/store/redis/tenant-store.js';
 import { runUac, startUas, type LatencyStats, type SippEnv, type UacResult } from './sipp-runner.js';
 
 interface Options {
@@ -66,7 +70,7 @@ interface ProxyRun {
   readonly steps: StepResult[];
 }
 
-const PROXIES = ['kamailio', 'dialplane'] as const;
+const PROXIES = ['kamailio', 'dialplane', 'dialplane-redis-rr'] as const;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const out = (line = ''): void => {
   process.stdout.write(`${line}\n`);
@@ -184,6 +188,27 @@ async function makeProxy(name: string, opts: Options): Promise<ProxyUnderTest> {
       sharedMemoryMb: Number(process.env.BENCH_KAMAILIO_SHM_MB ?? '2048'),
     });
   }
+  const password = process.env.BENCH_DEMO_PASSWORD ?? `bench-${process.pid}-${Date.now().toString(36)}`;
+  if (name === 'dialplane-redis-rr') {
+    // Issue 3's load: a 400 number routed by rules kept in Redis, round-robin over
+    // three extensions (one shared INCR per call); the three are registered at
+    // the one SIPp UAS, so the figure differs from "dialplane" by the routing only.
+    const url = BENCH_REDIS_URL;
+    const prefix = BENCH_REDIS_PREFIX;
+    const users = ['3001', '3002', '3003'];
+    return dialplaneProxy({
+      name,
+      node: process.execPath,
+      sip: { ip: '127.0.0.1', port: await freeUdpPort('127.0.0.1') },
+      wsPort: await freeTcpPort('127.0.0.1'),
+      httpPort: await freeTcpPort('127.0.0.1'),
+      uacIp,
+      service: '4001230002',
+      user: users[0] ?? '3001',
+      password,
+      redis: { url, prefix, users, provision: () => provisionRedisTenant(url, prefix, users, password) },
+    });
+  }
   return dialplaneProxy({
     node: process.execPath,
     sip: { ip: '127.0.0.1', port: await freeUdpPort('127.0.0.1') },
@@ -192,8 +217,46 @@ async function makeProxy(name: string, opts: Options): Promise<ProxyUnderTest> {
     uacIp,
     service,
     user: '1001',
-    password: process.env.BENCH_DEMO_PASSWORD ?? `bench-${process.pid}-${Date.now().toString(36)}`,
+    password,
   });
+}
+
+const BENCH_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const BENCH_REDIS_PREFIX = `dpbench:${process.pid}:`;
+
+/** Writes the round-robin tenant for dialplane-redis-rr (realm `dialplane`, the default profile's). */
+async function provisionRedisTenant(url: string, prefix: string, users: readonly string[], password: string): Promise<void> {
+  const redis = createRedisClient(url, nullLogger);
+  try {
+    await waitForRedisReady(redis, 5000);
+    const store = new RedisTenantStore({ redis, prefix });
+    await store.putTenant({
+      id: 'bench',
+      numbers: [{ number: '4001230002', route: 'rotate' }],
+      extensions: users.map((u) => ({ number: u, sip: { ha1Md5: computeHa1('MD5', u, 'dialplane', password), ha1Sha256: computeHa1('SHA-256', u, 'dialplane', password) } })),
+      inboundTrunks: [{ id: 'carrier', sources: ['127.0.0.2'] }],
+      routes: [{ id: 'rotate', rules: [{ id: 'rr', actions: [{ kind: 'ring', strategy: 'round-robin', targets: users.map((u) => ({ extension: u })) }] }] }],
+    });
+    await store.close();
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Deletes every key of a bench run's prefix (SCAN, never KEYS/FLUSHDB: the Redis may be shared). */
+async function cleanRedis(url: string, prefix: string): Promise<void> {
+  const redis = createRedisClient(url, nullLogger);
+  try {
+    await waitForRedisReady(redis, 5000);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }
 
 interface Started {
@@ -340,14 +403,18 @@ function printReport(runs: readonly ProxyRun[], opts: Options): void {
   }
   const kam = runs.find((r) => r.name === 'kamailio');
   const dp = runs.find((r) => r.name === 'dialplane');
-  if (kam !== undefined && dp !== undefined) {
-    out('\n-- CPU per call, dialplane vs kamailio (same run)');
-    const w = [9, 14, 15, 16];
-    out(row(['offered/s', 'kamailio us', 'dialplane us', 'dialplane/kam'], w));
+  const rr = runs.find((r) => r.name === 'dialplane-redis-rr');
+  const us = (run: ProxyRun | undefined, rate: number): number | null => run?.steps.find((s) => s.rate === rate)?.usPerCall ?? null;
+  const ratio = (a: number | null, b: number | null): string => (a !== null && b !== null && b > 0 ? `${f2(a / b)}x` : 'n/a');
+  if (kam !== undefined && (dp !== undefined || rr !== undefined)) {
+    out('\n-- CPU per call against kamailio (same run); dialplane-redis-rr = rules in Redis, round-robin over 3 extensions');
+    const w = [9, 12, 13, 14, 15, 14, 14];
+    out(row(['offered/s', 'kamailio us', 'dialplane us', 'redis-rr us', 'dialplane/kam', 'redis-rr/kam', 'redis-rr/dp'], w));
     for (const rate of opts.rates) {
-      const k = kam.steps.find((s) => s.rate === rate)?.usPerCall ?? null;
-      const d = dp.steps.find((s) => s.rate === rate)?.usPerCall ?? null;
-      out(row([String(rate), f1(k), f1(d), k !== null && d !== null && k > 0 ? `${f2(d / k)}x` : 'n/a'], w));
+      const k = us(kam, rate);
+      const d = us(dp, rate);
+      const r = us(rr, rate);
+      out(row([String(rate), f1(k), f1(d), f1(r), ratio(d, k), ratio(r, k), ratio(r, d)], w));
     }
   }
 }
@@ -474,6 +541,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await registry.stopAll();
+    if (opts.only.includes('dialplane-redis-rr')) await cleanRedis(BENCH_REDIS_URL, BENCH_REDIS_PREFIX).catch(() => undefined);
     if (opts.keep || !ok || anyFailedCalls) {
       out(`\nfiles kept in ${scratch}`);
     } else {

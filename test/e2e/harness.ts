@@ -49,6 +49,8 @@ export async function startDialplane(opts: StartOptions = {}): Promise<Dialplane
     DIALPLANE_DEMO: '1',
     DIALPLANE_DEMO_PASSWORD: DEMO_PASSWORD,
     LOG_LEVEL: 'info',
+    // Nothing on disk unless a test asks for it: parallel test files must not share a file.
+    DIALPLANE_STORE_FILE: 'memory',
     ...opts.env,
   };
   if (opts.profile) {
