@@ -49,8 +49,8 @@ t.test('baresip registers with digest auth, and un-REGISTERs when it quits', (t)
   await b.stop();
   t.equal(b.proc.exitCode, 0, 'baresip quit cleanly');
   t.match(b.output(), /REGISTER sip:[^\n]*\n(?:[^\n]+\n)*?Contact: [^\n]*expires=0/i, 'it sent an un-REGISTER (expires=0) on /quit');
-  const r = await sipp('uac-call-expect-480.xml', [`127.0.0.1:${dp.sipPort}`, '-i', CARRIER, '-p', String(allocPort()), '-s', '1001', '-m', '1'], 10).done;
-  t.equal(r.code, 0, `then a call to 1001 finds no binding (480): ${summary(r)}`);
+  const r = await sipp('uac-call-expect-480.xml', [`127.0.0.1:${dp.sipPort}`, '-i', CARRIER, '-p', String(allocPort()), '-s', '4008123456', '-m', '1'], 10).done;
+  t.equal(r.code, 0, `then a carrier call to 4008123456 (1001, then 1002) finds no binding (480): ${summary(r)}`);
 }));
 
 t.test('a carrier call over UDP to the 400 number is auto-answered by baresip; ACK and BYE reach it', (t) => withServer(t, async (dp) => {

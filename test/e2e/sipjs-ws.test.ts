@@ -63,7 +63,7 @@ t.test('REGISTER over WebSocket with digest auth, then un-REGISTER (RFC 7118, §
   t.ok(ok200.includes(`Contact: <${contact}>;expires=`), 'the 200 lists the new binding with its expiry (§10.3 step 8)');
   await unregister(p);
   t.pass('Registerer reached Unregistered');
-  t.ok(await carrierCallGets480(dp, '1001'), 'after un-REGISTER a call to 1001 finds no binding (480)');
+  t.ok(await carrierCallGets480(dp, '4008123456'), 'after un-REGISTER a carrier call to 4008123456 (1001, then 1002) finds no binding (480)');
 }));
 
 t.test('WS phone 1001 calls WS phone 1002: 407 answered, both Established, BYE ends both (§12, §16.6)', (t) => withServer(t, async (dp) => {

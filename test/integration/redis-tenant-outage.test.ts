@@ -177,6 +177,8 @@ t.test('two nodes: pub/sub propagation, an outage served from the cache and logg
   const v2 = await writerStore.putTenant(edited);
   t.ok(v2 > v1, `the new version is newer even though Redis lost the old one (${v2} > ${v1})`);
   await until(() => a.cache.get(doc.id)?.version === v2 && b.cache.get(doc.id)?.version === v2, 10_000, 'both caches to converge');
+  // The new version may arrive by pub/sub before the next poll notices the store is back (and logs it).
+  await until(() => a.log.count('info', /reachable again/) > 0 && b.log.count('info', /reachable again/) > 0, 10_000, 'both nodes to notice the recovery');
   for (const [name, node] of [['A', a], ['B', b]] as const) {
     t.strictSame(node.cache.get(doc.id)?.doc, edited, `node ${name} has the restored document`);
     t.equal(node.log.count('info', /reachable again/), 1, `node ${name} logged the recovery exactly once`);

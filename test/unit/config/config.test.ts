@@ -23,10 +23,20 @@ t.test('the shipped default profile loads and env overrides apply', async (t) =>
   t.ok(Object.isFrozen(cfg) && Object.isFrozen(cfg.profile) && Object.isFrozen(cfg.profile.timers), 'frozen');
 });
 
-t.test('--demo trusts the demo carrier at 127.0.0.2', async (t) => {
+t.test('--demo provisions the demo tenant; its carrier is a trunk of the tenant, not a profile-trusted source', async (t) => {
   const cfg = loadConfig({}, ['--demo'], join(process.cwd(), 'sip-profiles'));
   t.equal(cfg.demo, true);
-  t.ok(cfg.profile.trustedSources.includes('127.0.0.2'));
+  t.notOk(cfg.profile.trustedSources.includes('127.0.0.2'));
+});
+
+t.test('store settings: the embedded store keeps a file beside the profiles by default, "memory" keeps none; the Redis prefix is checked', async (t) => {
+  const profiles = join(process.cwd(), 'sip-profiles');
+  t.equal(loadConfig({}, [], profiles).storeFile, join(process.cwd(), 'data', 'config.json'));
+  t.equal(loadConfig({ DIALPLANE_STORE_FILE: 'memory' }, [], profiles).storeFile, undefined);
+  t.equal(loadConfig({ DIALPLANE_STORE_FILE: '/tmp/x.json' }, [], profiles).storeFile, '/tmp/x.json');
+  t.equal(loadConfig({}, [], profiles).redisPrefix, 'dp:');
+  t.equal(loadConfig({ DIALPLANE_REDIS_PREFIX: 'site-a:' }, [], profiles).redisPrefix, 'site-a:');
+  t.throws(() => loadConfig({ DIALPLANE_REDIS_PREFIX: 'a{b}' }, [], profiles), /DIALPLANE_REDIS_PREFIX/);
 });
 
 t.test('a bad profile names the file and the field', async (t) => {
