@@ -17,6 +17,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
 COPY sip-profiles ./sip-profiles
 COPY routing-rules ./routing-rules
+# The embedded store's file (no REDIS_URL): keep it on a volume to survive the container.
+RUN mkdir -p /app/data && chown node:node /app/data
+VOLUME /app/data
 USER node
 # SIP over UDP and TCP, SIP over WebSocket, admin API.
 EXPOSE 5060/udp 5060/tcp 5066/tcp 8080/tcp

@@ -4,6 +4,7 @@
  * Nothing else in the code base reads process.env.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +63,8 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   } else {
     const embedded = new EmbeddedLocationStore({});
     location = embedded;
+    // The default file lives in data/, which a fresh checkout does not have.
+    if (config.storeFile !== undefined) mkdirSync(dirname(config.storeFile), { recursive: true });
     tenants = await EmbeddedTenantStore.open(config.storeFile !== undefined ? { file: config.storeFile } : {});
     closers.push(async () => { embedded.close(); });
   }
