@@ -26,7 +26,7 @@ import { createRedisClient, waitForRedisReady } from './store/redis/connect.js';
 import { TenantCache } from './store/tenant-cache.js';
 import type { TenantStore } from './store/tenant-store.js';
 import { createCallExecutor } from './call/call-executor.js';
-import { CallLimiter } from './call/call-limiter.js';
+import { CallTracker } from './call/call-tracker.js';
 import { loadRegionIndex } from './call/region-index.js';
 import { DEMO_TENANT_ID, demoTenant } from './call/demo-tenant.js';
 import { TenantIndex } from './call/tenant-index.js';
@@ -147,11 +147,12 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     const to = req.to.uri;
     registrarFor(index.realmForDomain(to.isSip ? to.hostAddress : undefined)).handle(tx, req);
   };
-  const limiter = new CallLimiter({ clock });
+  // Calls in progress: concurrent-call limits, and the record each call ends with.
+  const tracker = new CallTracker({ clock, log: log.child({ component: 'calls' }) });
   // 来电归属地: loaded once (≈ 0.25 s), then ≈ 0.1 µs a lookup.
   const region = await loadRegionIndex();
   const router = createCallExecutor({
-    index, location, digestFor, counters: tenants, limiter, region,
+    index, location, digestFor, counters: tenants, tracker, region,
     trusted: p.trustedSources.map(parseCidr),
     isLocalUri,
     flowAlive: (id) => transport.hasConnection(id),
@@ -178,7 +179,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     interfaces: { viaFor: (t) => transport.viaFor(t), isLocalUri, flowDestination: (id) => transport.connectionDestination(id) },
     timerCMs: p.timers.timerC,
     t1Ms: p.timers.t1,
-    onInDialogRequest: (req) => { if (req.method === 'BYE') limiter.bye(req.callId); },
+    onInDialogRequest: (req) => { if (req.method === 'BYE') tracker.bye(req.callId); },
   });
   transport.setHandlers({
     onRequest: (req) => layer.receiveRequest(req),

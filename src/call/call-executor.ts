@@ -24,7 +24,7 @@ import { randomInt } from 'node:crypto';
 import {
   applyCounter, evaluate,
   type ExternalTarget, type FailureKind, type GatewayHop, type Plan, type PlanStep, type RingStep, type ForwardStep,
-  type RoutingFacts, type CallOrigin, type TenantDocument,
+  type RoutingFacts, type CallOrigin, type TenantDocument, type Explanation,
 } from '../routing/index.js';
 import type { Clock } from '../sip/clock.js';
 import type { Logger } from '../sip/logger.js';
@@ -37,7 +37,7 @@ import type { DigestAuthenticator } from '../sip/registrar/digest.js';
 import type { Binding, LocationService } from '../sip/registrar/location-service.js';
 import { aorFor } from '../sip/registrar/registrar.js';
 import type { Destination } from '../sip/transaction/types.js';
-import type { CallLimiter } from './call-limiter.js';
+import type { CallRecord, CallTracker } from './call-tracker.js';
 import { cidrContains, type Cidr } from './cidr.js';
 import type { TenantIndex, TenantView } from './tenant-index.js';
 
@@ -66,8 +66,8 @@ export interface CallExecutorOptions {
   log: Logger;
   /** Per-call seed for the random and weighted strategies (default: crypto random uint32). */
   seed?: () => number;
-  /** Concurrent-call accounting (TenantLimits.maxConcurrentCalls); absent = no limits enforced. */
-  limiter?: CallLimiter;
+  /** Calls in progress: concurrent-call limits and call records (CDRs); absent = neither. */
+  tracker?: CallTracker;
 }
 
 /** How long a caller refused for the tenant's call limit is asked to wait (RFC 3261 §20.33). */
@@ -135,6 +135,8 @@ interface CallRun {
   readonly base: CallBase;
   readonly plan: Plan;
   readonly log: Logger;
+  /** The call's record while it is tracked (CDR). */
+  readonly rec: CallRecord;
   steps: number;
 }
 
@@ -355,14 +357,21 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
   /** A fork of `plan` whose failure follows `step.onFail`, after trying the next gateway of unreachable numbers. */
   function forkOf(run: CallRun, step: RingStep | ForwardStep, plan: ForkPlan, gateways: Map<ForkTarget, GatewayAttempt>): ForkDecision {
     const unreachable: GatewayAttempt[] = [];
+    const callId = run.rec.callId;
     return {
       action: 'fork',
       plan,
       onOutcome: (out: BranchOutcome) => {
         const g = gateways.get(out.target);
         if (g && out.kind === 'unreachable') unreachable.push(g);
+        const now = o.clock.now();
+        o.tracker?.attempt(callId, {
+          target: out.target.label ?? out.target.uri.toString(), kind: g ? 'external' : 'extension',
+          startedAt: now - out.elapsedMs, endedAt: now, outcome: out.kind, status: out.status,
+        });
       },
       next: async (failure: PlanFailure): Promise<Continuation> => {
+        o.tracker?.failure(callId, failure.kind);
         // Gateway failover: the same numbers through their next gateway before the step counts as failed.
         if (failure.kind === 'unreachable' && unreachable.length > 0) {
           const retry = new Map<ForkTarget, GatewayAttempt>();
@@ -441,25 +450,41 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
     const base: CallBase = { origin, caller, region, time: o.clock.now(), seed: seed() };
     const log = o.log.child({ callId: req.callId, tenant: tenant.id });
     let plan: Plan;
+    let explanation: Explanation;
     try {
       const ev = evaluate(tenant.compiled, factsOf(req, tenant, base), { global: o.index.global() });
       plan = ev.plan;
-      log.debug({ outcome: ev.explanation.outcome, summary: ev.explanation.summary }, 'routed');
+      explanation = ev.explanation;
+      log.debug({ outcome: explanation.outcome, summary: explanation.summary }, 'routed');
     } catch (err) {
       log.error({ err }, 'routing evaluation failed');
       return respond(500, 'Routing failed');
     }
-    const run: CallRun = { req, tenant, realm: o.index.realmOf(tenant.doc), base, plan, log, steps: 0 };
+    const matched = explanation.routes.find((r) => r.matchedRule !== undefined);
+    const rec: CallRecord = {
+      callId: req.callId, tenant: tenant.id, origin, called: userOf(req.uri) ?? '',
+      ...(origin.kind === 'extension' ? { caller: origin.extension } : caller !== undefined ? { caller } : {}),
+      ...(region ? { callerRegion: region } : {}),
+      ...(matched ? { route: matched.route, rule: matched.matchedRule } : {}),
+      startedAt: base.time, attempts: [],
+    };
+    const run: CallRun = { req, tenant, realm: o.index.realmOf(tenant.doc), base, plan, log, rec, steps: 0 };
     const d = (await runStep(run, 0)) ?? { action: 'respond', ...UNAVAILABLE };
-    const limiter = o.limiter;
-    if (d.action !== 'fork' || !limiter) return d;
-    // Only calls that ring something hold a slot; refusals (404, blacklist...) cost nothing.
-    const callId = req.callId;
-    if (!limiter.acquire(tenant.id, callId, tenant.doc.limits?.maxConcurrentCalls)) {
+    const tracker = o.tracker;
+    if (!tracker) return d;
+    // Numbers the tenant does not have are not its calls: no record.
+    const recorded = explanation.outcome !== 'not-found' && explanation.outcome !== 'invalid-number';
+    if (d.action !== 'fork') {
+      if (recorded) tracker.refused(rec, d.status);
+      return d;
+    }
+    if (!tracker.start(rec, tenant.doc.limits?.maxConcurrentCalls)) {
       log.info({ limit: tenant.doc.limits?.maxConcurrentCalls }, 'tenant at its concurrent-call limit');
+      tracker.refused(rec, 503);
       return respond(503, 'Too many calls for this tenant', [['Retry-After', String(LIMIT_RETRY_AFTER_S)]]);
     }
-    return { ...d, onFinal: (status) => limiter.final(callId, status) };
+    const callId = req.callId;
+    return { ...d, onFinal: (status) => tracker.final(callId, status), onRinging: () => tracker.ringing(callId) };
   }
 }
 

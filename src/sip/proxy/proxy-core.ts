@@ -37,6 +37,8 @@ export interface ForkDecision {
   plan: ForkPlan;
   onOutcome?: (o: BranchOutcome) => void;
   onFinal?: (status: number) => void;
+  /** The first provisional response (180/183...) forwarded to the caller: the call rings. */
+  onRinging?: () => void;
   /**
    * Failover (INVITE only): asked when the plan is exhausted without an
    * answer and the caller has not cancelled, before anything final is sent
@@ -124,6 +126,7 @@ interface ResponseContext {
   readonly inDialog: boolean;
   onOutcome: ((o: BranchOutcome) => void) | undefined;
   onFinal: ((status: number) => void) | undefined;
+  onRinging: (() => void) | undefined;
   next: ForkDecision['next'];
   /** Waiting for `next` to answer: nothing final may be sent meanwhile. */
   continuing: boolean;
@@ -318,7 +321,7 @@ export class ProxyCore implements TransactionUser {
     const isInvite = req.method === 'INVITE';
     const plan = d.plan;
     const ctx: ResponseContext = {
-      tx, req, plan, inDialog, onOutcome: d.onOutcome, onFinal: d.onFinal,
+      tx, req, plan, inDialog, onOutcome: d.onOutcome, onFinal: d.onFinal, onRinging: d.onRinging,
       next: isInvite && !inDialog ? d.next : undefined, continuing: false,
       isInvite,
       log: new LazyChildLogger(this.o.log, { callId: req.callId }),
@@ -437,7 +440,14 @@ export class ProxyCore implements TransactionUser {
       }
       if (branch.cancelWanted && !branch.cancelSent) this.sendCancel(branch);
       // §16.7 step 5: "Any provisional response other than a 100 (Trying) MUST be forwarded upstream immediately."
-      if (status > 100 && !ctx.finalSent && !branch.done) this.forwardUpstream(ctx, res);
+      if (status > 100 && !ctx.finalSent && !branch.done) {
+        this.forwardUpstream(ctx, res);
+        const ringing = ctx.onRinging;
+        if (ringing) {
+          ctx.onRinging = undefined; // once per call
+          callSafely(ctx.log, 'onRinging', ringing);
+        }
+      }
       return;
     }
     if (status < 300) {

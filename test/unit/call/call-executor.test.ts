@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { createCallExecutor, type CounterSource } from '../../../src/call/call-executor.js';
-import { CallLimiter } from '../../../src/call/call-limiter.js';
+import { CallTracker, type CallRecord } from '../../../src/call/call-tracker.js';
 import { demoTenant } from '../../../src/call/demo-tenant.js';
 import { TenantIndex, type TenantSource, type TenantView } from '../../../src/call/tenant-index.js';
 import { parseCidr } from '../../../src/call/cidr.js';
@@ -110,9 +110,11 @@ function setup(o: { counters?: CounterSource } = {}) {
   };
   let rr = 0;
   const counters: CounterSource = o.counters ?? { incrCounter: async () => ++rr };
-  const limiter = new CallLimiter({ clock });
+  const tracker = new CallTracker({ clock, log });
+  const ended: CallRecord[] = [];
+  tracker.listen({ ended: (r) => ended.push(r) });
   const router = createCallExecutor({
-    limiter,
+    tracker,
     index, location, digestFor, counters,
     region: { lookup: (n) => (n.startsWith('010') ? { province: '北京', city: '北京' } : undefined) },
     trusted: [parseCidr('192.0.2.99')],
@@ -148,7 +150,7 @@ function setup(o: { counters?: CounterSource } = {}) {
     again.source = req.source;
     return router(again);
   };
-  return { clock, log, router, register, invite, asExtension, location, index, source, limiter };
+  return { clock, log, router, register, invite, asExtension, location, index, source, tracker, ended };
 }
 
 function fork(t: Test, d: RoutingDecision | Continuation): ForkDecision {
@@ -332,9 +334,30 @@ t.test('concurrent-call limit: the call over the tenant’s limit gets 503 with 
   t.match(await s.router(s.invite('4009999999', { address: CARRIER })), { action: 'respond', status: 404 }, 'refusals are not counted against the limit');
   first.onFinal?.(486);
   const third = fork(t, await s.router(s.invite('4001112222', { address: CARRIER })));
-  const thirdCall = s.limiter.count('acme');
+  const thirdCall = s.tracker.count('acme');
   t.equal(thirdCall, 1);
   third.onFinal?.(200);
   t.match(await s.router(s.invite('4001112222', { address: CARRIER })), { action: 'respond', status: 503 }, 'answered: still counted');
-  t.equal(s.limiter.count('demo'), 0, 'other tenants unaffected');
+  t.equal(s.tracker.count('demo'), 0, 'other tenants unaffected');
+});
+
+t.test('call records: a refused call (blacklist) is recorded at once; an unknown number is not the tenant’s call; a hunt records each target tried', async (t) => {
+  const s = setup();
+  await s.register('2001', 'acme.test', '10.0.1.1');
+  await s.router(s.invite('4001112222', { address: CARRIER, headers: ['P-Asserted-Identity: <tel:13700000000>'] }));
+  await s.router(s.invite('4009999999', { address: CARRIER }));
+  t.same(s.ended.map((r) => [r.tenant, r.disposition, r.finalStatus, r.caller]), [['acme', 'rejected', 603, '13700000000']]);
+  const d = fork(t, await s.router(s.invite('02166668888', { address: CARRIER, headers: ['P-Asserted-Identity: <sip:01088886666@carrier>'] })));
+  d.onRinging?.();
+  const target = d.plan.groups[0]?.targets[0];
+  if (target) d.onOutcome?.({ target, kind: 'no-answer', status: 408, elapsedMs: 5000 });
+  const fwd = fork(t, await d.next?.({ status: 480, kind: 'no-answer' }));
+  const gw = fwd.plan.groups[0]?.targets[0];
+  if (gw) fwd.onOutcome?.({ target: gw, kind: 'busy', status: 486, elapsedMs: 10 });
+  await fwd.next?.({ status: 486, kind: 'busy' });
+  d.onFinal?.(486);
+  const r = s.ended[1];
+  t.match(r, { tenant: 'acme', called: '02166668888', caller: '01088886666', callerRegion: { province: '北京' }, route: 'main', rule: 'hunt', disposition: 'busy', finalStatus: 486 });
+  t.same(r?.attempts.map((a) => [a.target, a.kind, a.outcome]), [['2001', 'extension', 'no-answer'], ['+8613900000000 via gw1', 'external', 'busy']]);
+  t.ok(r?.ringingAt !== undefined);
 });

@@ -1413,3 +1413,16 @@ t.test('onInDialogRequest hears every in-dialog request we forward (a BYE ends a
   t.same(h.upstreamFinals('BYE').map((f) => f.status), [200]);
   clean(t, h);
 });
+
+t.test('onRinging is told once, at the first provisional forwarded to the caller (not at a 100)', async (t) => {
+  let rang = 0;
+  const h = makeProxy({ router: () => ({ action: 'fork', plan: { groups: [{ targets: [target(1), target(2)] }] }, onRinging: () => { rang++; } }) });
+  h.receive(callerInvite());
+  h.reply(h.branch(1), 100);
+  t.equal(rang, 0);
+  h.reply(h.branch(1), 180);
+  h.reply(h.branch(2), 183);
+  t.equal(rang, 1);
+  h.reply(h.branch(2), 200);
+  clean(t, h);
+});

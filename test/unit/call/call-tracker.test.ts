@@ -1,0 +1,116 @@
+/**
+ * Calls in progress: per-tenant limits, and one record per call with its
+ * disposition, from fork to final failure or BYE, with a safety release.
+ */
+import t from 'tap';
+import { CallTracker, type CallRecord } from '../../../src/call/call-tracker.js';
+import { ManualClock } from '../../helpers/manual-clock.js';
+import { RecordingLogger } from '../../helpers/recording-logger.js';
+
+function rec(callId: string, tenant = 'a'): CallRecord {
+  return { callId, tenant, origin: { kind: 'trunk', trunk: 't' }, called: '4008123456', caller: '13800000000', startedAt: 0, attempts: [] };
+}
+
+function tracker(maxCallMs?: number) {
+  const clock = new ManualClock();
+  const log = new RecordingLogger();
+  const tr = new CallTracker({ clock, log, ...(maxCallMs !== undefined ? { maxCallMs } : {}) });
+  const events: string[] = [];
+  const ended: CallRecord[] = [];
+  tr.listen({
+    ringing: (r) => events.push(`ringing ${r.callId}`),
+    answered: (r) => events.push(`answered ${r.callId}`),
+    ended: (r) => { events.push(`ended ${r.callId} ${r.disposition ?? '?'}`); ended.push(r); },
+  });
+  return { clock, log, tr, events, ended };
+}
+
+t.test('a tenant at its limit is refused; a failed call frees its slot at the final response', async (t) => {
+  const { tr } = tracker();
+  t.ok(tr.start(rec('c1'), 2));
+  t.ok(tr.start(rec('c2'), 2));
+  t.notOk(tr.start(rec('c3'), 2), 'third call over the limit');
+  t.ok(tr.start(rec('c4', 'b'), 2), 'another tenant is not affected');
+  tr.final('c1', 486);
+  t.equal(tr.count('a'), 1);
+  t.ok(tr.start(rec('c3'), 2));
+  t.equal(tr.list().length, 3);
+});
+
+t.test('an answered call holds its slot until its BYE; events ringing → answered → ended come once each', async (t) => {
+  const { tr, clock, events, ended } = tracker();
+  const t0 = clock.now();
+  tr.start(rec('c1'), 1);
+  tr.bye('c1');
+  t.equal(tr.count('a'), 1, 'a BYE before the answer is ignored');
+  clock.advance(1000);
+  tr.ringing('c1');
+  tr.ringing('c1');
+  clock.advance(2000);
+  tr.final('c1', 200);
+  tr.final('c1', 200);
+  tr.final('c1', 487);
+  t.equal(tr.count('a'), 1, 'a late failure of another fork does not end an answered call');
+  clock.advance(60_000);
+  tr.bye('c1');
+  tr.bye('c1');
+  t.equal(tr.count('a'), 0);
+  t.same(events, ['ringing c1', 'answered c1', 'ended c1 answered']);
+  const r = ended[0];
+  t.match(r, { ringingAt: t0 + 1000, answeredAt: t0 + 3000, finalStatus: 200, endedBy: 'bye' });
+  t.equal((r?.endedAt ?? 0) - (r?.answeredAt ?? 0), 60_000, 'duration');
+});
+
+t.test('an answered call whose BYE never passes through us ends after maxCallMs, marked so', async (t) => {
+  const { tr, clock, ended } = tracker(60_000);
+  tr.start(rec('c1'), 1);
+  tr.final('c1', 200);
+  clock.advance(59_999);
+  t.equal(tr.count('a'), 1);
+  clock.advance(1);
+  t.equal(tr.count('a'), 0);
+  t.equal(ended[0]?.endedBy, 'timeout');
+  t.equal(clock.pending, 0);
+});
+
+t.test('dispositions: what a PBX user means by each ending', async (t) => {
+  const cases: Array<[string, number, string | undefined, string]> = [
+    ['caller hung up while ringing', 487, undefined, 'abandoned'],
+    ['busy', 486, 'busy', 'busy'],
+    ['hunt ended on a busy target, best response 486', 486, 'no-answer', 'busy'],
+    ['every target timed out', 480, 'no-answer', 'no-answer'],
+    ['declined', 603, 'declined', 'rejected'],
+    ['nobody registered', 480, 'unreachable', 'failed'],
+    ['server error downstream', 500, undefined, 'failed'],
+  ];
+  for (const [name, status, kind, want] of cases) {
+    const { tr, ended } = tracker();
+    tr.start(rec('c'), undefined);
+    if (kind) tr.failure('c', kind as Parameters<CallTracker['failure']>[1]);
+    tr.final('c', status);
+    t.equal(ended[0]?.disposition, want, name);
+  }
+  const { tr, ended } = tracker();
+  tr.refused(rec('r1'), 603);
+  tr.refused(rec('r2'), 503);
+  t.same(ended.map((r) => [r.disposition, r.endedBy]), [['rejected', 'final'], ['failed', 'final']], 'refusals end at once');
+});
+
+t.test('attempts are recorded in order; a throwing listener is logged and the others still hear', async (t) => {
+  const { tr, log, ended } = tracker();
+  tr.listen({ ended: () => { throw new Error('listener bug'); } });
+  tr.start(rec('c1'), undefined);
+  tr.attempt('c1', { target: '1001', kind: 'extension', startedAt: 0, endedAt: 8000, outcome: 'no-answer', status: 408 });
+  tr.attempt('c1', { target: '1002', kind: 'extension', startedAt: 8000, endedAt: 8001, outcome: 'busy', status: 486 });
+  tr.attempt('unknown', { target: 'x', kind: 'extension', startedAt: 0, endedAt: 0, outcome: 'busy', status: 486 });
+  tr.final('c1', 486);
+  t.same(ended[0]?.attempts.map((a) => [a.target, a.outcome]), [['1001', 'no-answer'], ['1002', 'busy']]);
+  t.equal(log.at('error').length, 1);
+});
+
+t.test('no limit: counted, never refused; the same Call-ID routed twice (a spiral) is one call', async (t) => {
+  const { tr } = tracker();
+  for (let i = 0; i < 50; i++) t.ok(tr.start(rec(`c${i}`), undefined));
+  t.ok(tr.start(rec('c1'), 1), 'the same call again');
+  t.equal(tr.count('a'), 50);
+});
