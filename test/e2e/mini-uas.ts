@@ -5,12 +5,13 @@
  * with Dialplane's parser, so a parser bug cannot hide behind it.
  *
  * Modes: `answer` (180 then 200 with SDP), `busy` (486), `silent` (180 and
- * never answers; a CANCEL gets 200 and the INVITE 487), `decline` (603).
+ * never answers; a CANCEL gets 200 and the INVITE 487), `decline` (603),
+ * `unavailable` (503, a carrier gateway that is down).
  * In-dialog BYE gets 200; ACK is absorbed.
  */
 import { createSocket, type Socket } from 'node:dgram';
 
-export type UasMode = 'answer' | 'busy' | 'silent' | 'decline';
+export type UasMode = 'answer' | 'busy' | 'silent' | 'decline' | 'unavailable';
 
 export interface ReceivedInvite {
   at: number;
@@ -87,6 +88,7 @@ export async function startMiniUas(port: number, mode: UasMode): Promise<MiniUas
         }
         if (mode === 'busy') return respond(text, 486, 'Busy Here', to);
         if (mode === 'decline') return respond(text, 603, 'Decline', to);
+        if (mode === 'unavailable') return respond(text, 503, 'Service Unavailable', to);
         respond(text, 180, 'Ringing', to);
         if (mode === 'answer') return respond(text, 200, 'OK', to, true);
         pending.set(callId, { text, addr: rinfo.address, port: rinfo.port });

