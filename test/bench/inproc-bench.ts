@@ -64,7 +64,10 @@ transport.udp.send = (buf, port, address, cb) => {
   if (cb) process.nextTick(cb, null);
 };
 function toProxy(text: string, from: { ip: string; port: number }): void {
-  queue.push({ buf: Buffer.from(text), from, to: PROXY });
+  // A received datagram has a backing store of exactly its size (not a slice of Buffer's pool).
+  const buf = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+  buf.write(text);
+  queue.push({ buf, from, to: PROXY });
   schedulePump();
 }
 function schedulePump(): void {
@@ -211,6 +214,7 @@ while (started - first < total) {
   for (let k = 0; k < owed; k++) { started++; toProxy(inviteText(started), UAC); }
   await sleep(tickMs);
 }
+const mem = process.memoryUsage();
 if (process.env.BENCH_HEAPSNAPSHOT) { const v8 = await import('node:v8'); process.stdout.write(`heap snapshot ${v8.writeHeapSnapshot(process.env.BENCH_HEAPSNAPSHOT)}\n`); }
 await sleep(SETTLE * 1000);
 const cpu = process.cpuUsage(cpu0);
@@ -219,6 +223,6 @@ const calls = completed - doneBefore;
 const cpuUs = cpu.user + cpu.system - endpointMs * 1000;
 process.stdout.write(`rate ${RATE}/s for ${SECONDS} s (+${SETTLE} s settle, ${wallS.toFixed(1)} s wall): ${calls}/${total} calls completed\n`);
 process.stdout.write(`proxy CPU ${(cpuUs / 1e6).toFixed(2)} s (user ${(cpu.user / 1e6).toFixed(2)}, sys ${(cpu.system / 1e6).toFixed(2)}, endpoints ${(endpointMs / 1000).toFixed(2)})` +
-  ` = ${(cpuUs / calls).toFixed(1)} us/call\n`);
+  ` = ${(cpuUs / calls).toFixed(1)} us/call; at the end of the load RSS ${(mem.rss / 1e6).toFixed(0)} MB, heap ${(mem.heapUsed / 1e6).toFixed(0)} MB, external+buffers ${((mem.external + mem.arrayBuffers) / 1e6).toFixed(0)} MB\n`);
 await server.stop();
 process.exit(calls === total ? 0 : 1);
