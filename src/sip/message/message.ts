@@ -143,6 +143,29 @@ export abstract class SipMessage {
     return h?.value;
   }
 
+  /**
+   * Replaces the first Via row with `via` (serialised), keeping the parsed
+   * views current instead of dropping them: the transport stamps
+   * received/rport on every request it receives (§18.2.1), and the
+   * transaction layer and the proxy's loop check read the Vias right after;
+   * removeFirst()+prepend() made them parse every Via again.
+   */
+  replaceTopVia(via: Via): this {
+    const idx = this.headers.findIndex((h) => h.name === 'via');
+    const field = { name: 'via', value: via.toString() };
+    if (idx < 0) this.headers.unshift(field);
+    else this.headers[idx] = field;
+    if (this.viaCache && idx >= 0) {
+      const vias = this.viaCache.slice();
+      vias[0] = via;
+      this.viaCache = vias;
+    } else {
+      this.viaCache = undefined;
+    }
+    this.topViaCache = via;
+    return this;
+  }
+
   private invalidate(n: string): void {
     if (n === 'via') { this.viaCache = undefined; this.topViaCache = undefined; }
     else if (n === 'from') this.fromCache = undefined;
