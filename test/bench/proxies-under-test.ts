@@ -5,6 +5,7 @@
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { NODE_FLAGS } from '../../src/node-flags.js';
 import type { ChildRegistry, RunningChild } from './child-registry.js';
 import { firstChildOf, udpPortBound } from './proc-usage.js';
 import { registerContact, type Endpoint, type SippEnv } from './sipp-runner.js';
@@ -180,7 +181,8 @@ export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
       const child = await ctx.registry.spawn({
         name: 'dialplane',
         command: opts.node,
-        args: [main],
+        // Same V8 flags as `npm start` and the Docker image.
+        args: [...NODE_FLAGS, main],
         cwd: ctx.repoRoot,
         env: {
           ...process.env,

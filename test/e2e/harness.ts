@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..', '..');
@@ -58,7 +59,8 @@ export async function startDialplane(opts: StartOptions = {}): Promise<Dialplane
     writeFileSync(join(dir, 'test.json'), JSON.stringify({ name: 'test', ...opts.profile }));
     env.DIALPLANE_PROFILES_DIR = dir;
   }
-  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Same V8 flags as `npm start` and the Docker image.
+  const proc = spawn(process.execPath, [...NODE_FLAGS, join(ROOT, 'dist', 'src', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
   const logs: string[] = [];
   const ready = new Promise<void>((resolve, reject) => {

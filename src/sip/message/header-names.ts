@@ -32,6 +32,19 @@ const CANONICAL_CACHE = new Map<string, string>();
 
 /** How we spell a header on the wire: "Content-Length", "Call-ID", "CSeq"... */
 export function displayName(canonical: string): string {
+  // Called for every header of every message we send: memoised, as the
+  // character-by-character spelling below allocates a string per character.
+  let d = DISPLAY_CACHE.get(canonical);
+  if (d === undefined) {
+    d = spell(canonical);
+    if (DISPLAY_CACHE.size < 4096) DISPLAY_CACHE.set(canonical, d);
+  }
+  return d;
+}
+
+const DISPLAY_CACHE = new Map<string, string>();
+
+function spell(canonical: string): string {
   const special = DISPLAY[canonical];
   if (special) return special;
   let out = '';

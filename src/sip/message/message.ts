@@ -91,8 +91,21 @@ export abstract class SipMessage {
     const n = canonicalName(name);
     const idx = this.headers.findIndex((h) => h.name === n);
     const field = { name: n, value };
-    if (idx < 0) this.headers.push(field);
-    else this.headers = [...this.headers.slice(0, idx), field, ...this.headers.slice(idx + 1).filter((h) => h.name !== n)];
+    if (idx < 0) {
+      this.headers.push(field);
+    } else {
+      // In place (the proxy sets Max-Forwards on every forwarded request):
+      // the array is the message's own (clone() copies it), and three
+      // temporary arrays per call were measurable.
+      const hs = this.headers;
+      hs[idx] = field;
+      let w = idx + 1;
+      for (let r = idx + 1; r < hs.length; r++) {
+        const h = hs[r];
+        if (h !== undefined && h.name !== n) hs[w++] = h;
+      }
+      hs.length = w;
+    }
     this.invalidate(n);
     return this;
   }
@@ -128,6 +141,29 @@ export abstract class SipMessage {
     const [h] = this.headers.splice(idx, 1);
     this.invalidate(n);
     return h?.value;
+  }
+
+  /**
+   * Replaces the first Via row with `via` (serialised), keeping the parsed
+   * views current instead of dropping them: the transport stamps
+   * received/rport on every request it receives (§18.2.1), and the
+   * transaction layer and the proxy's loop check read the Vias right after;
+   * removeFirst()+prepend() made them parse every Via again.
+   */
+  replaceTopVia(via: Via): this {
+    const idx = this.headers.findIndex((h) => h.name === 'via');
+    const field = { name: 'via', value: via.toString() };
+    if (idx < 0) this.headers.unshift(field);
+    else this.headers[idx] = field;
+    if (this.viaCache && idx >= 0) {
+      const vias = this.viaCache.slice();
+      vias[0] = via;
+      this.viaCache = vias;
+    } else {
+      this.viaCache = undefined;
+    }
+    this.topViaCache = via;
+    return this;
   }
 
   private invalidate(n: string): void {
@@ -212,7 +248,13 @@ export abstract class SipMessage {
     }
     head += `Content-Length: ${this.body.length}\r\n\r\n`;
     if (this.body.length === 0) return Buffer.from(head, 'utf8');
-    return Buffer.concat([Buffer.from(head, 'utf8'), this.body]);
+    // One buffer of the final size, head written and body copied into it:
+    // Buffer.concat() of Buffer.from(head) allocated and copied the head twice.
+    const headLength = Buffer.byteLength(head, 'utf8');
+    const out = Buffer.allocUnsafe(headLength + this.body.length);
+    out.write(head, 0, 'utf8');
+    this.body.copy(out, headLength);
+    return out;
   }
 
   toString(): string {

@@ -15,7 +15,6 @@ import { SipRequest, SipResponse, type TransportName } from '../message/message.
 import { parseNameAddr } from '../message/name-addr.js';
 import { SipError } from '../message/errors.js';
 import type { SipUri } from '../message/uri.js';
-import { Via } from '../message/via.js';
 import { generateBranch } from '../transaction/branch.js';
 import { createResponse, generateTag } from '../transaction/create-response.js';
 import { createCancel } from '../transaction/create-cancel.js';
@@ -793,7 +792,8 @@ export class ProxyCore implements TransactionUser {
 
   private pushVia(req: SipRequest, transport: TransportName, branch: string): void {
     const v = this.o.interfaces.viaFor(transport);
-    req.prepend('via', new Via(v.transport, v.host, v.port, new Map([['branch', branch]])).toString());
+    // Written directly (what Via.toString() gives for these fields): no Map and Via per forwarded request.
+    req.prepend('via', `SIP/2.0/${v.transport} ${v.host}:${v.port};branch=${branch}`);
   }
 
   /**

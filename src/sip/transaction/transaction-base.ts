@@ -26,8 +26,11 @@ export interface TransactionContext {
 export abstract class TransactionBase<S extends string> {
   readonly id: string;
   protected readonly ctx: TransactionContext;
-  protected readonly log: Logger;
   private current: S | 'Terminated';
+  /** Built on first use: see `log`. */
+  private lazyLog: Logger | undefined;
+  private readonly logBranch: string | undefined;
+  private readonly kind: string;
   private readonly armed = new Map<string, TimerHandle>();
   /** Where the request that created a server transaction came from (its WS/TCP connection). */
   private readonly requestSource: MessageSource | undefined;
@@ -37,7 +40,22 @@ export abstract class TransactionBase<S extends string> {
     this.id = id;
     this.current = initial;
     this.requestSource = req.source;
-    this.log = new LazyChildLogger(ctx.log, { callId: req.get('call-id'), branch, tx: kind });
+    this.logBranch = branch;
+    this.kind = kind;
+  }
+
+  /**
+   * This transaction's child logger, made when something is first logged at
+   * an enabled level: thousands of transactions a second are created and
+   * almost none logs, so none pays for a logger and its bindings object.
+   */
+  protected get log(): Logger {
+    return (this.lazyLog ??= new LazyChildLogger(this.ctx.log, { callId: this.request.get('call-id'), branch: this.logBranch, tx: this.kind }));
+  }
+
+  private get debugEnabled(): boolean {
+    const l = this.ctx.log;
+    return l.isLevelEnabled ? l.isLevelEnabled('debug') : true;
   }
 
   get state(): S | 'Terminated' {
@@ -50,7 +68,7 @@ export abstract class TransactionBase<S extends string> {
 
   protected transition(next: S): void {
     if (this.current === next) return;
-    this.log.debug({ from: this.current, to: next }, 'transaction state change');
+    if (this.debugEnabled) this.log.debug({ from: this.current, to: next }, 'transaction state change');
     this.current = next;
     if (next === 'Accepted' || next === 'Completed' || next === 'Confirmed') this.compactForWait();
   }
@@ -77,7 +95,7 @@ export abstract class TransactionBase<S extends string> {
     if (this.current === 'Terminated') return;
     for (const h of this.armed.values()) h.cancel();
     this.armed.clear();
-    this.log.debug({ from: this.current, to: 'Terminated', reason }, 'transaction state change');
+    if (this.debugEnabled) this.log.debug({ from: this.current, to: 'Terminated', reason }, 'transaction state change');
     this.current = 'Terminated';
     this.ctx.forget(this);
     this.tellTu('onTerminated', () => this.notifyTerminated());

@@ -233,9 +233,7 @@ export class TransportLayer implements TransactionTransport {
     const params = new Map(via.params);
     if (!hostIsSource || rport === null) params.set('received', source.address.includes(':') ? `[${source.address}]` : source.address);
     if (rport === null) params.set('rport', String(source.port));
-    const stamped = new Via(via.transport, via.host, via.port, params);
-    req.removeFirst('via');
-    req.prepend('via', stamped.toString());
+    req.replaceTopVia(new Via(via.transport, via.host, via.port, params));
   }
 
   private isOurVia(via: Via): boolean {
