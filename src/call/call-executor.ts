@@ -338,10 +338,12 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
       if (step.counter && step.counter.value === undefined) ring = applyCounter(step, await counter(step.counter.key, run.log));
     }
     const gateways = new Map<ForkTarget, GatewayAttempt>();
+    // Every target's devices are looked up at once: with Redis these lookups
+    // leave in one pipelined write instead of one round trip after another.
+    const resolved = await Promise.all(ring.groups.map((g) => Promise.all(g.targets.map((t) => forkTargets(run, t, extra, gateways)))));
     const groups: ForkGroup[] = [];
-    for (const g of ring.groups) {
-      const targets: ForkTarget[] = [];
-      for (const t of g.targets) targets.push(...await forkTargets(run, t, extra, gateways));
+    for (const [i, g] of ring.groups.entries()) {
+      const targets = (resolved[i] ?? []).flat();
       if (targets.length > 0) groups.push({ targets, timeoutMs: g.timeoutMs });
     }
     if (groups.length === 0) return undefined;

@@ -74,6 +74,10 @@ export function createRedisClient(url: string, log: RedisConnectionLog): Redis {
     // and nothing arrives for 5 s, drop the socket and reconnect. No blocking
     // commands (BLPOP...) may use this client.
     socketTimeout: 5_000,
+    // Commands issued in the same event-loop turn (a call's INCR and its
+    // targets' binding lookups, many calls' lookups under load) leave in one
+    // socket write: fewer syscalls and wake-ups on both sides.
+    enableAutoPipelining: true,
     connectionName: 'dialplane',
   });
   watchRedisConnection(client, log, redactRedisUrl(url));
