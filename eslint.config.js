@@ -3,13 +3,18 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Layers above store/ and call/: they listen to calls and use stores, never the other way round.
+const upperLayers = ['**/metrics/**', '**/cdr/**', '**/webhooks/**', '**/admin/**', '**/main.js'];
+const noRedis = { name: 'ioredis', message: 'Only src/store imports ioredis (DESIGN.md §1 rule 3).' };
+const noPromClient = { name: 'prom-client', message: 'Only src/metrics imports prom-client; lower layers get plain hook functions.' };
+
 const sipLayer = {
   files: ['src/sip/**/*.ts'],
   rules: {
     'no-restricted-imports': ['error', {
       patterns: [
-        { group: ['**/routing/**', '**/store/**', '**/call/**', '**/admin/**', '**/media/**', '**/main.js'], message: 'src/sip knows nothing about tenants, rules or storage (DESIGN.md §1 rule 1).' },
-        { group: ['ioredis', 'fastify', 'pino'], message: 'src/sip takes its logger and storage through interfaces.' },
+        { group: ['**/routing/**', '**/store/**', '**/call/**', '**/media/**', ...upperLayers], message: 'src/sip knows nothing about tenants, rules or storage (DESIGN.md §1 rule 1).' },
+        { group: ['ioredis', 'fastify', 'pino', 'prom-client'], message: 'src/sip takes its logger, storage and metrics hooks through interfaces.' },
       ],
     }],
   },
@@ -24,16 +29,39 @@ const routingLayer = {
     'no-restricted-globals': ['error', 'process', 'setTimeout', 'setInterval', 'setImmediate', 'fetch'],
     'no-restricted-imports': ['error', {
       patterns: [
-        { group: ['node:*', 'ioredis', 'fastify', '**/store/**', '**/sip/**', '**/call/**', '**/admin/**'], message: 'src/routing is pure: no I/O (DESIGN.md §1 rule 2).' },
+        { group: ['node:*', 'ioredis', 'fastify', 'prom-client', '**/store/**', '**/sip/**', '**/call/**', ...upperLayers], message: 'src/routing is pure: no I/O (DESIGN.md §1 rule 2).' },
       ],
     }],
   },
 };
 const notStore = {
   files: ['src/**/*.ts'],
-  ignores: ['src/store/**'],
+  ignores: ['src/store/**', 'src/metrics/**'],
   rules: {
-    'no-restricted-imports': ['error', { paths: [{ name: 'ioredis', message: 'Only src/store imports ioredis (DESIGN.md §1 rule 3).' }] }],
+    'no-restricted-imports': ['error', { paths: [noRedis, noPromClient] }],
+  },
+};
+const metricsLayer = {
+  files: ['src/metrics/**/*.ts'],
+  rules: { 'no-restricted-imports': ['error', { paths: [noRedis] }] },
+};
+// A rule set for a file replaces earlier ones for the same rule, so each repeats the package bans.
+const storeLayer = {
+  files: ['src/store/**/*.ts'],
+  rules: {
+    'no-restricted-imports': ['error', {
+      paths: [noPromClient],
+      patterns: [{ group: ['**/call/**', ...upperLayers], message: 'src/store is below calls, CDR writers, webhooks and metrics: it declares the shapes it stores.' }],
+    }],
+  },
+};
+const callLayer = {
+  files: ['src/call/**/*.ts'],
+  rules: {
+    'no-restricted-imports': ['error', {
+      paths: [noRedis, noPromClient],
+      patterns: [{ group: upperLayers, message: 'src/call is below CDR writers, webhooks and metrics: they listen to the CallTracker.' }],
+    }],
   },
 };
 
@@ -48,6 +76,9 @@ export default tseslint.config(
     },
   },
   notStore,
+  metricsLayer,
+  storeLayer,
+  callLayer,
   sipLayer,
   routingLayer,
 );

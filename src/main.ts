@@ -34,6 +34,15 @@ import { parseCidr } from './call/cidr.js';
 import type { SipUri } from './sip/message/uri.js';
 import type { ServerTransaction } from './sip/transaction/transaction-layer.js';
 import type { SipRequest } from './sip/message/message.js';
+import type { CdrStore } from './store/cdr-store.js';
+import type { WebhookStore } from './store/webhook-store.js';
+import { EmbeddedCdrStore } from './store/embedded/cdr-store.js';
+import { EmbeddedWebhookStore } from './store/embedded/webhook-store.js';
+import { RedisCdrStore } from './store/redis/cdr-store.js';
+import { RedisWebhookStore } from './store/redis/webhook-store.js';
+import { CdrWriter } from './cdr/cdr-writer.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { DialplaneMetrics } from './metrics/metrics.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root, whether running from src/ (tsx) or dist/src/. */
@@ -42,6 +51,8 @@ const root = here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..') : 
 export interface RunningServer {
   config: Readonly<Config>;
   transport: TransportLayer;
+  /** For the admin API: CDR queries/exports/reports, webhook configs (call `dispatcher.invalidate(tenant)` after a change), GET /metrics. */
+  callData: { cdrs: CdrStore; webhooks: WebhookStore; dispatcher: WebhookDispatcher; metrics: DialplaneMetrics };
   stop(): Promise<void>;
 }
 
@@ -53,8 +64,10 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   // Store: Redis when REDIS_URL is set, else in-process (tenant configuration in a file).
   let location: LocationService;
   let tenants: TenantStore;
+  let redisClient: ReturnType<typeof createRedisClient> | undefined;
   if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, log.child({ component: 'redis' }));
+    redisClient = redis;
     // No offline queue: wait for the first connection before taking REGISTERs.
     await waitForRedisReady(redis, 10_000);
     location = new RedisLocationStore({ redis, prefix: config.redisPrefix });
@@ -149,6 +162,26 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   };
   // Calls in progress: concurrent-call limits, and the record each call ends with.
   const tracker = new CallTracker({ clock, log: log.child({ component: 'calls' }) });
+  // 话单, webhooks and metrics listen to the tracker, off the call path.
+  const metrics = new DialplaneMetrics();
+  metrics.trackCalls(tracker);
+  redisClient?.on('error', () => metrics.countRedisError());
+  const cdrs: CdrStore = redisClient
+    ? new RedisCdrStore({ redis: redisClient, prefix: config.redisPrefix, retentionDays: config.cdrRetentionDays })
+    : new EmbeddedCdrStore({ retentionDays: config.cdrRetentionDays });
+  const webhooks: WebhookStore = redisClient ? new RedisWebhookStore({ redis: redisClient, prefix: config.redisPrefix }) : new EmbeddedWebhookStore();
+  const cdrWriter = new CdrWriter({ store: cdrs, clock, log: log.child({ component: 'cdr' }) });
+  cdrWriter.listen(tracker);
+  const dispatcher = new WebhookDispatcher({ store: webhooks, clock, log: log.child({ component: 'webhooks' }) });
+  dispatcher.listen(tracker);
+  metrics.setQueueSources({ cdr: () => cdrWriter.stats(), webhooks: () => dispatcher.stats() });
+  // First of the closers, while Redis is still open: the writer flushes what it can.
+  closers.unshift(async () => {
+    await dispatcher.close();
+    await cdrWriter.close();
+    await Promise.all([cdrs.close(), webhooks.close()]);
+    metrics.close();
+  });
   // 来电归属地: loaded once (≈ 0.25 s), then ≈ 0.1 µs a lookup.
   const region = await loadRegionIndex();
   const router = createCallExecutor({
@@ -191,6 +224,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   return {
     config,
     transport,
+    callData: { cdrs, webhooks, dispatcher, metrics },
     async stop() {
       await transport.stop();
       for (const c of closers) await c();

@@ -29,6 +29,8 @@ export interface Config {
   /** Secret for digest nonces; random per process when unset (nonces then die with the process). */
   secret: string | undefined;
   node: string;
+  /** Days CDRs are kept (DIALPLANE_CDR_RETENTION_DAYS, default 30). */
+  cdrRetentionDays: number;
 }
 
 const DEFAULTS: Omit<SipProfile, 'name'> = {
@@ -111,6 +113,13 @@ function redisPrefix(v: string | undefined): string {
   return v;
 }
 
+/** Whole days, 1 to 3650: a typo like `30d` or `0` must stop start-up, not keep CDRs forever or not at all. */
+function cdrRetentionDays(v: string | undefined): number {
+  if (v === undefined || v === '') return 30;
+  if (!/^[0-9]{1,4}$/.test(v) || Number(v) < 1 || Number(v) > 3650) throw new ConfigError(`DIALPLANE_CDR_RETENTION_DAYS: whole days from 1 to 3650, got ${v}`);
+  return Number(v);
+}
+
 /**
  * `dataDir`: where the embedded store keeps its file unless
  * DIALPLANE_STORE_FILE says otherwise (the repository's `data/` for `npm start`).
@@ -145,6 +154,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     demoPassword: env.DIALPLANE_DEMO_PASSWORD || undefined,
     secret: env.DIALPLANE_SECRET || undefined,
     node: env.DIALPLANE_NODE_ID ?? `node-${process.pid}`,
+    cdrRetentionDays: cdrRetentionDays(env.DIALPLANE_CDR_RETENTION_DAYS),
   };
   return Object.freeze(cfg);
 }

@@ -26,7 +26,15 @@ export type StoreErrorCode =
   /** The store was closed. */
   | 'DP_STORE_CLOSED'
   /** The store could not be read when it had to be (TenantCache start-up); `cause` says why. */
-  | 'DP_STORE_UNAVAILABLE';
+  | 'DP_STORE_UNAVAILABLE'
+  /** A CDR handed to `append` that cannot be stored (no tenant, no end time, too large). */
+  | 'DP_STORE_BAD_RECORD'
+  /** A CDR query with a bad field (limit, time bounds, number, disposition). */
+  | 'DP_STORE_BAD_QUERY'
+  /** A CDR cursor no store handed out. */
+  | 'DP_STORE_BAD_CURSOR'
+  /** A webhook configuration that does not match WEBHOOK_CONFIG_SCHEMA. */
+  | 'DP_STORE_BAD_WEBHOOK';
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;

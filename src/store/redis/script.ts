@@ -29,3 +29,21 @@ export function defineSingleKeyScript(redis: Redis, baseName: string, lua: strin
 export function isWrongTypeError(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('WRONGTYPE');
 }
+
+export type MultiKeyScript = (keys: readonly string[], ...args: string[]) => Promise<unknown>;
+
+/**
+ * Like defineSingleKeyScript, for a script over `numberOfKeys` keys. On a
+ * Redis Cluster the keys must share a hash tag; the caller builds them so.
+ */
+export function defineMultiKeyScript(redis: Redis, baseName: string, lua: string, numberOfKeys: number): MultiKeyScript {
+  const name = `${baseName}_${createHash('sha1').update(lua).digest('hex').slice(0, 12)}`;
+  if (typeof Reflect.get(redis, name) !== 'function') redis.defineCommand(name, { lua, numberOfKeys });
+  const command: unknown = Reflect.get(redis, name);
+  if (typeof command !== 'function') throw new Error(`ioredis did not define the script command ${name}`);
+  return (keys, ...args) => {
+    if (keys.length !== numberOfKeys) return Promise.reject(new Error(`${baseName} takes ${numberOfKeys} keys, got ${keys.length}`));
+    const reply: unknown = Reflect.apply(command, redis, [...keys, ...args]);
+    return Promise.resolve(reply);
+  };
+}

@@ -39,6 +39,16 @@ t.test('store settings: the embedded store keeps a file beside the profiles by d
   t.throws(() => loadConfig({ DIALPLANE_REDIS_PREFIX: 'a{b}' }, [], profiles), /DIALPLANE_REDIS_PREFIX/);
 });
 
+t.test('CDR retention: 30 days by default, whole days 1-3650 otherwise refused', async (t) => {
+  const profiles = join(process.cwd(), 'sip-profiles');
+  t.equal(loadConfig({}, [], profiles).cdrRetentionDays, 30);
+  t.equal(loadConfig({ DIALPLANE_CDR_RETENTION_DAYS: '' }, [], profiles).cdrRetentionDays, 30);
+  t.equal(loadConfig({ DIALPLANE_CDR_RETENTION_DAYS: '90' }, [], profiles).cdrRetentionDays, 90);
+  for (const bad of ['0', '30d', '-1', '1.5', '3651', ' 7']) {
+    t.throws(() => loadConfig({ DIALPLANE_CDR_RETENTION_DAYS: bad }, [], profiles), ConfigError, JSON.stringify(bad));
+  }
+});
+
 t.test('a bad profile names the file and the field', async (t) => {
   const d = dir({ 'edge.json': JSON.stringify({ name: 'edge', udpPort: 70000, timers: { t1: 'fast' }, colour: 'red' }) });
   try {

@@ -1,0 +1,34 @@
+/**
+ * Redis for integration tests: a client on REDIS_URL (default localhost),
+ * a per-run key prefix, and deletion of everything under it with SCAN +
+ * UNLINK (never KEYS or FLUSHDB: the Redis may be shared).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A prefix no other run uses, e.g. `dptest:1234:ab12cd34:cdr:`. */
+export function runPrefix(what: string): string {
+  return `dptest:${process.pid}:${randomBytes(4).toString('hex')}:${what}:`;
+}
+
+function escapeGlob(s: string): string {
+  return s.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+export async function keysWithPrefix(redis: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 500);
+    found.push(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  return found;
+}
+
+export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
+  // One UNLINK per key: multi-key deletes would be cross-slot on a Cluster.
+  await Promise.all((await keysWithPrefix(redis, prefix)).map((key) => redis.unlink(key)));
+}
