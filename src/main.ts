@@ -215,8 +215,8 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     onInDialogRequest: (req) => { if (req.method === 'BYE') tracker.bye(req.callId); },
   });
   transport.setHandlers({
-    onRequest: (req) => layer.receiveRequest(req),
-    onResponse: (res) => layer.receiveResponse(res),
+    onRequest: (req) => { metrics.countSipMessage(req.method); layer.receiveRequest(req); },
+    onResponse: (res) => { metrics.countSipMessage(res.status); layer.receiveResponse(res); },
   });
   await transport.start();
   log.info({ bind: p.bind, advertise: p.advertise, ports: transport.ports, realm: p.realm, store: config.redisUrl ? 'redis' : 'embedded' }, 'Dialplane SIP listening');
