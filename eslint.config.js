@@ -37,6 +37,25 @@ const notStore = {
   },
 };
 
+// Only src/admin speaks HTTP (DESIGN.md §1 rule 3). main.ts wires the admin
+// app in and never imports Fastify itself.
+const notAdmin = {
+  files: ['src/**/*.ts'],
+  ignores: ['src/admin/**'],
+  rules: {
+    'no-restricted-imports': ['error', {
+      paths: [{ name: 'ioredis', message: 'Only src/store imports ioredis (DESIGN.md §1 rule 3).' }],
+      patterns: [{ group: ['fastify', '@fastify/*'], message: 'Only src/admin imports Fastify (DESIGN.md §1 rule 3).' }],
+    }],
+  },
+};
+const storeLayer = {
+  files: ['src/store/**/*.ts'],
+  rules: {
+    'no-restricted-imports': ['error', { patterns: [{ group: ['fastify', '@fastify/*'], message: 'Only src/admin imports Fastify (DESIGN.md §1 rule 3).' }] }],
+  },
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tap/**'] },
   js.configs.recommended,
@@ -48,6 +67,8 @@ export default tseslint.config(
     },
   },
   notStore,
+  notAdmin,
+  storeLayer,
   sipLayer,
   routingLayer,
 );
