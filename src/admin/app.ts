@@ -31,6 +31,13 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** /ready answers within this even when the store hangs. */
 const READY_PROBE_MS = 1000;
 
+/** Routes of each app built here, for tests that must try every route (tenant isolation). */
+const registeredRoutes = new WeakMap<FastifyInstance, Array<{ method: string; url: string; access: string }>>();
+
+export function adminRoutes(app: FastifyInstance): ReadonlyArray<{ method: string; url: string; access: string }> {
+  return registeredRoutes.get(app) ?? [];
+}
+
 const VALIDATION_CONTEXT: Record<string, AdminIssue['in']> = { body: 'body', querystring: 'query', params: 'params', headers: 'headers' };
 
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
@@ -50,9 +57,14 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   });
   app.decorateRequest('principal', undefined);
 
+  const routes: Array<{ method: string; url: string; access: string }> = [];
+  registeredRoutes.set(app, routes);
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/v1') && route.config?.access === undefined) {
       throw new Error(`admin route ${String(route.method)} ${route.url} has no access rule`);
+    }
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD') routes.push({ method, url: route.url, access: route.config?.access ?? 'public' });
     }
   });
 
