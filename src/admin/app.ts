@@ -124,7 +124,14 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     allowList: (req) => req.url === '/health' || req.url === '/ready',
     errorResponseBuilder: () => new AdminError('DP_ADMIN_RATE_LIMITED'),
   });
-  app.addHook('onRequest', enforceAccess());
+  // Enforcement comes after the limiter, whose hook is route-level and so runs
+  // after every instance-level onRequest hook: preParsing is the first stage
+  // after it (and still before any body is read).
+  const enforce = enforceAccess();
+  app.addHook('preParsing', async (req, reply, payload) => {
+    await enforce(req, reply);
+    return payload;
+  });
 
   app.get('/health', { schema: { tags: ['health'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
   app.get('/ready', { schema: { tags: ['health'], summary: 'Readiness: store reachable, listeners bound' } }, async (_req, reply) => {

@@ -16,10 +16,11 @@
  * any other check (a 403 would confirm the tenant exists); then 403 for a
  * read-only key writing or a key calling an operator route.
  *
- * Authentication runs in two onRequest hooks around the rate limiter: the
- * first resolves the principal without answering, so the limiter can count
- * a valid key in its own bucket and anything else per address (including
- * every failed guess); the second enforces.
+ * Authentication runs in two hooks around the rate limiter: the first
+ * (onRequest) resolves the principal without answering, so the limiter can
+ * count a valid key in its own bucket and anything else per address
+ * (including every failed guess); the second (preParsing, before any body
+ * is read) enforces.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';

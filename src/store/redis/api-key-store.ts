@@ -65,7 +65,10 @@ export class RedisApiKeyStore implements ApiKeyStore {
     await Promise.all(ids.map(async (id) => {
       const rec = await this.get(id);
       if (rec?.tenant === tenant) out.push(rec);
-      else if (rec === undefined) await this.#redis.srem(setKey, id); // left by an interrupted delete
+      // A member without any record was left by an interrupted create or delete;
+      // a record that cannot be decoded stays listed in the set, so a tenant
+      // deletion still removes it.
+      else if (rec === undefined && (await this.#redis.exists(apiKeyKey(this.#prefix, id))) === 0) await this.#redis.srem(setKey, id);
     }));
     return out.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   }
@@ -83,7 +86,8 @@ export class RedisApiKeyStore implements ApiKeyStore {
     let n = 0;
     for (const id of ids) {
       const rec = await this.get(id);
-      if (rec?.tenant === tenant && (await this.#redis.del(apiKeyKey(this.#prefix, id))) > 0) n++;
+      // Undecodable records in the tenant's set go too; records of another tenant are left alone.
+      if ((rec === undefined || rec.tenant === tenant) && (await this.#redis.del(apiKeyKey(this.#prefix, id))) > 0 && rec) n++;
       await this.#redis.srem(setKey, id);
     }
     return n;
