@@ -14,7 +14,7 @@ const sipLayer = {
     'no-restricted-imports': ['error', {
       patterns: [
         { group: ['**/routing/**', '**/store/**', '**/call/**', '**/media/**', ...upperLayers], message: 'src/sip knows nothing about tenants, rules or storage (DESIGN.md §1 rule 1).' },
-        { group: ['ioredis', 'fastify', 'pino', 'prom-client'], message: 'src/sip takes its logger, storage and metrics hooks through interfaces.' },
+        { group: ['ioredis', 'fastify', '@fastify/*', 'pino', 'prom-client'], message: 'src/sip takes its logger, storage and metrics hooks through interfaces.' },
       ],
     }],
   },
@@ -34,24 +34,27 @@ const routingLayer = {
     }],
   },
 };
+const noFastify = { group: ['fastify', '@fastify/*'], message: 'Only src/admin imports Fastify (DESIGN.md §1 rule 3).' };
+
+// A rule set for a file replaces earlier ones for the same rule, so each
+// layer's block repeats the package bans that apply to it.
 const notStore = {
   files: ['src/**/*.ts'],
-  ignores: ['src/store/**', 'src/metrics/**'],
+  ignores: ['src/store/**', 'src/metrics/**', 'src/admin/**', 'src/call/**'],
   rules: {
-    'no-restricted-imports': ['error', { paths: [noRedis, noPromClient] }],
+    'no-restricted-imports': ['error', { paths: [noRedis, noPromClient], patterns: [noFastify] }],
   },
 };
 const metricsLayer = {
   files: ['src/metrics/**/*.ts'],
-  rules: { 'no-restricted-imports': ['error', { paths: [noRedis] }] },
+  rules: { 'no-restricted-imports': ['error', { paths: [noRedis], patterns: [noFastify] }] },
 };
-// A rule set for a file replaces earlier ones for the same rule, so each repeats the package bans.
 const storeLayer = {
   files: ['src/store/**/*.ts'],
   rules: {
     'no-restricted-imports': ['error', {
       paths: [noPromClient],
-      patterns: [{ group: ['**/call/**', ...upperLayers], message: 'src/store is below calls, CDR writers, webhooks and metrics: it declares the shapes it stores.' }],
+      patterns: [noFastify, { group: ['**/call/**', ...upperLayers], message: 'src/store is below calls, CDR writers, webhooks, metrics and the admin API: it declares the shapes it stores.' }],
     }],
   },
 };
@@ -60,9 +63,14 @@ const callLayer = {
   rules: {
     'no-restricted-imports': ['error', {
       paths: [noRedis, noPromClient],
-      patterns: [{ group: upperLayers, message: 'src/call is below CDR writers, webhooks and metrics: they listen to the CallTracker.' }],
+      patterns: [noFastify, { group: upperLayers, message: 'src/call is below CDR writers, webhooks, metrics and the admin API: they listen to the CallTracker.' }],
     }],
   },
+};
+// Only src/admin speaks HTTP; main.ts wires the admin app in and never imports Fastify itself.
+const adminLayer = {
+  files: ['src/admin/**/*.ts'],
+  rules: { 'no-restricted-imports': ['error', { paths: [noRedis, noPromClient] }] },
 };
 
 export default tseslint.config(
@@ -79,6 +87,7 @@ export default tseslint.config(
   metricsLayer,
   storeLayer,
   callLayer,
+  adminLayer,
   sipLayer,
   routingLayer,
 );

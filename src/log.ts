@@ -8,6 +8,8 @@ export const REDACT_PATHS = [
   'password', '*.password', 'ha1Md5', 'ha1Sha256', '*.ha1Md5', '*.ha1Sha256',
   'authorization', '*.authorization', 'headers.authorization', 'proxyAuthorization',
   'token', '*.token', 'adminToken', 'secret', '*.secret', 'redisUrl',
+  // Admin API (Fastify request logs, errors carrying a request): credentials and keys.
+  'req.headers.authorization', 'req.headers["x-api-key"]', 'headers["x-api-key"]',
 ];
 
 export function createLogger(level: string): PinoLogger {

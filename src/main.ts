@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, ConfigError, type Config } from './config/config.js';
 import { createLogger } from './log.js';
 import { systemClock } from './sip/clock.js';
-import type { Logger } from './sip/logger.js';
 import { TransportLayer } from './sip/transport/transport-layer.js';
 import { TransactionLayer } from './sip/transaction/transaction-layer.js';
 import { ProxyCore } from './sip/proxy/proxy-core.js';
@@ -43,6 +42,11 @@ import { RedisWebhookStore } from './store/redis/webhook-store.js';
 import { CdrWriter } from './cdr/cdr-writer.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { DialplaneMetrics } from './metrics/metrics.js';
+import type { Logger as PinoLogger } from 'pino';
+import { buildAdminApp } from './admin/app.js';
+import type { ApiKeyStore } from './store/api-key-store.js';
+import { EmbeddedApiKeyStore } from './store/embedded/api-key-store.js';
+import { RedisApiKeyStore } from './store/redis/api-key-store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root, whether running from src/ (tsx) or dist/src/. */
@@ -56,7 +60,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(config: Readonly<Config>, log: Logger): Promise<RunningServer> {
+export async function startServer(config: Readonly<Config>, log: PinoLogger): Promise<RunningServer> {
   const p = config.profile;
   const clock = systemClock;
   const closers: Array<() => Promise<void>> = [];
@@ -65,6 +69,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   let location: LocationService;
   let tenants: TenantStore;
   let redisClient: ReturnType<typeof createRedisClient> | undefined;
+  let apiKeys: ApiKeyStore;
   if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, log.child({ component: 'redis' }));
     redisClient = redis;
@@ -72,6 +77,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     await waitForRedisReady(redis, 10_000);
     location = new RedisLocationStore({ redis, prefix: config.redisPrefix });
     tenants = new RedisTenantStore({ redis, prefix: config.redisPrefix, onListenerError: (err) => log.error({ err }, 'tenant change listener failed') });
+    apiKeys = new RedisApiKeyStore({ redis, prefix: config.redisPrefix });
     closers.push(async () => { await redis.quit().catch(() => undefined); });
   } else {
     const embedded = new EmbeddedLocationStore({});
@@ -79,6 +85,8 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     // The default file lives in data/, which a fresh checkout does not have.
     if (config.storeFile !== undefined) mkdirSync(dirname(config.storeFile), { recursive: true });
     tenants = await EmbeddedTenantStore.open(config.storeFile !== undefined ? { file: config.storeFile } : {});
+    // Admin API keys beside the tenant file: data/config.json → data/config.api-keys.json.
+    apiKeys = await EmbeddedApiKeyStore.open(config.storeFile !== undefined ? { file: config.storeFile.replace(/(\.json)?$/, '.api-keys.json') } : {});
     closers.push(async () => { embedded.close(); });
   }
   closers.push(() => tenants.close());
@@ -220,6 +228,18 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
   });
   await transport.start();
   log.info({ bind: p.bind, advertise: p.advertise, ports: transport.ports, realm: p.realm, store: config.redisUrl ? 'redis' : 'embedded' }, 'Dialplane SIP listening');
+
+  // Admin API (src/admin): HTTP on DIALPLANE_HTTP_PORT, on the SIP profile's bind address.
+  let stopping = false;
+  if (config.adminToken === undefined) log.warn({}, 'DIALPLANE_ADMIN_TOKEN is not set: tenants can only be managed with tenant API keys');
+  const admin = await buildAdminApp({
+    store: tenants, cache, keys: apiKeys, location, defaultRealm: p.realm, log: log.child({ component: 'admin' }),
+    ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
+    ready: () => !stopping, region: (n) => region.lookup(n),
+  });
+  await admin.listen({ port: config.httpPort, host: p.bind });
+  closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close());
+  log.info({ bind: p.bind, port: config.httpPort }, 'Dialplane admin API listening');
 
   return {
     config,

@@ -1,0 +1,188 @@
+/**
+ * What every route module shares: the dependencies, reading a tenant, the
+ * read-modify-write of a tenant document with compare-and-set and retries,
+ * version preconditions (If-Match / If-None-Match), and the mapping of
+ * validation issues to API errors.
+ */
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { validateTenant, type TenantDocument, type ValidationIssue } from '../routing/index.js';
+import type { LocationService } from '../sip/registrar/location-service.js';
+import type { TenantCache } from '../store/tenant-cache.js';
+import { TenantStoreConflict, type TenantStore, type Versioned } from '../store/tenant-store.js';
+import type { ApiKeyStore } from '../store/api-key-store.js';
+import { AdminError, notFound, type AdminIssue } from './errors.js';
+import { COLLECTIONS } from './resources.js';
+
+/** Caller region of a number (the 来电归属地 index of src/call), for simulate. */
+export type RegionLookup = (caller: string) => { province?: string; city?: string } | undefined;
+
+export interface AdminDeps {
+  store: TenantStore;
+  cache: TenantCache;
+  keys: ApiKeyStore;
+  location: LocationService;
+  /** Digest realm of tenants whose document names no `domain` (the SIP profile's realm). */
+  defaultRealm: string;
+  /** Operator token (DIALPLANE_ADMIN_TOKEN); absent = only tenant API keys work. */
+  adminToken?: string;
+  /** pino or anything with its interface (Fastify logs requests through it). */
+  log: FastifyBaseLogger;
+  /** SIP listeners bound (the store is probed separately by /ready). */
+  ready: () => boolean;
+  region?: RegionLookup;
+  /** Requests per credential (or per address without one) per window. Default 600 per minute. */
+  rateLimit?: { max: number; timeWindowMs: number };
+  /** Largest body of ordinary routes, bytes. Default 1 MiB. */
+  bodyLimit?: number;
+  /** Largest body of an import, bytes. Default 32 MiB. */
+  importBodyLimit?: number;
+  /** Clock for simulate's default time and registrations' expiry. Default Date.now. */
+  now?: () => number;
+}
+
+/** Who is calling, once authenticated. */
+export type Principal =
+  | { kind: 'operator' }
+  | { kind: 'key'; id: string; tenant: string; readOnly: boolean };
+
+/** How many times a write is retried when another writer changed the tenant in between. */
+const MAX_WRITE_ATTEMPTS = 6;
+
+export class AdminContext {
+  constructor(readonly deps: AdminDeps) {}
+
+  now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** The tenant document, or 404. Store failures become 503. */
+  async readTenant(id: string): Promise<Versioned<TenantDocument>> {
+    const cur = await this.store(() => this.deps.store.getTenant(id));
+    if (!cur) throw notFound(`tenant ${id}`);
+    return cur;
+  }
+
+  /** Runs a store call; an unreachable store is a 503, not a 500. */
+  async store<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof AdminError || err instanceof TenantStoreConflict) throw err;
+      this.deps.log.warn({ err }, 'configuration store call failed');
+      throw new AdminError('DP_ADMIN_UNAVAILABLE', undefined, { cause: err });
+    }
+  }
+
+  /**
+   * Read-modify-write of a tenant document. `change` gets a private copy of
+   * the current document (undefined when the tenant does not exist, which
+   * only `create` allows) and returns the document to write plus a result;
+   * it runs again on every retry, so preconditions it checks always apply to
+   * the state the write replaces. The new document is validated whole
+   * (schema and references) before anything is written.
+   *
+   * `focus`: the pointer of the object the request writes (e.g. `/groups/3`),
+   * so issues inside it are reported relative to the request body.
+   * `ifTenantVersion`: a precondition on the store version (export/import):
+   * a conflict is then a 412, never retried.
+   */
+  async writeTenant<R>(
+    id: string,
+    change: (doc: TenantDocument | undefined, version: number) => { doc: TenantDocument; result: R; focus?: string },
+    opts: { create?: boolean; ifTenantVersion?: number } = {},
+  ): Promise<{ result: R; version: number; doc: TenantDocument }> {
+    for (let attempt = 1; ; attempt++) {
+      const cur = await this.store(() => this.deps.store.getTenant(id));
+      if (!cur && !opts.create) throw notFound(`tenant ${id}`);
+      const version = cur?.version ?? 0;
+      if (opts.ifTenantVersion !== undefined && opts.ifTenantVersion !== version) throw stale(version === 0 ? undefined : version);
+      const { doc, result, focus } = change(cur ? structuredClone(cur.doc) : undefined, version);
+      const checked = validateTenant(doc);
+      if (!checked.ok) throw validationError(checked.issues, focus, doc);
+      try {
+        const written = await this.store(() => this.deps.store.putTenant(doc, { ifVersion: version }));
+        return { result, version: written, doc };
+      } catch (err) {
+        if (!(err instanceof TenantStoreConflict)) throw err;
+        if (opts.ifTenantVersion !== undefined) throw stale(err.actual === 0 ? undefined : err.actual);
+        if (attempt >= MAX_WRITE_ATTEMPTS) throw new AdminError('DP_ADMIN_CONTENTION');
+      }
+    }
+  }
+}
+
+function stale(current: string | number | undefined): AdminError {
+  return new AdminError('DP_ADMIN_PRECONDITION', current === undefined ? 'the object does not exist' : `current version is ${current}`,
+    { extra: current === undefined ? {} : { currentVersion: String(current) } });
+}
+
+/**
+ * Evaluates If-Match (and a body `version`, its in-body equivalent) and
+ * If-None-Match against the current version (undefined = the object does
+ * not exist). Strong comparison: a weak tag never matches (RFC 9110 §13.1.1).
+ */
+export function checkPreconditions(req: FastifyRequest, current: string | undefined, bodyVersion?: unknown): void {
+  const ifMatch = header(req, 'if-match');
+  if (ifMatch !== undefined) {
+    const ok = ifMatch.trim() === '*' ? current !== undefined : current !== undefined && entityTags(ifMatch).includes(current);
+    if (!ok) throw stale(current);
+  }
+  if (typeof bodyVersion === 'string' && bodyVersion !== current) throw stale(current);
+  const ifNoneMatch = header(req, 'if-none-match');
+  if (ifNoneMatch !== undefined && current !== undefined) {
+    if (ifNoneMatch.trim() === '*') throw new AdminError('DP_ADMIN_PRECONDITION', 'the object already exists (If-None-Match: *)', { extra: { currentVersion: current } });
+    if (entityTags(ifNoneMatch).includes(current)) throw stale(current);
+  }
+}
+
+/** The If-Match value as a tenant store version (export/import), or undefined when absent. */
+export function tenantVersionPrecondition(req: FastifyRequest): number | undefined {
+  const ifMatch = header(req, 'if-match');
+  if (ifMatch === undefined) return header(req, 'if-none-match')?.trim() === '*' ? 0 : undefined;
+  const tags = entityTags(ifMatch);
+  const n = tags.length === 1 && /^[0-9]{1,16}$/.test(tags[0] as string) ? Number(tags[0]) : NaN;
+  // An unparseable tag cannot match any version: 412, as for any other mismatch.
+  return Number.isSafeInteger(n) ? n : -1;
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/** The opaque parts of strong entity tags in a list: `"a", W/"b", "c"` → [a, c]. */
+function entityTags(value: string): string[] {
+  const out: string[] = [];
+  for (const m of value.matchAll(/(W\/)?"([^"]*)"/g)) if (m[1] === undefined) out.push(m[2] as string);
+  return out;
+}
+
+/** Schema issues → 400, reference issues → 422; each names its field. */
+export function validationError(issues: readonly ValidationIssue[], focus?: string, doc?: TenantDocument): AdminError {
+  const mapped = issues.map((i) => toAdminIssue(i, focus, doc));
+  const schema = issues.some((i) => i.code === 'DP_ROUTE_SCHEMA');
+  return schema
+    ? new AdminError('DP_ADMIN_VALIDATION', 'the resulting tenant document does not match its schema', { issues: mapped })
+    : new AdminError('DP_ADMIN_REFERENCE', issues.length === 1 ? issues[0]?.message : undefined, { issues: mapped });
+}
+
+/**
+ * A whole-document pointer becomes a body pointer when it falls inside the
+ * written object; otherwise it stays a document pointer, with the API path
+ * of the object it is in (`routes/hotline`) so the admin can find it.
+ */
+function toAdminIssue(i: ValidationIssue, focus: string | undefined, doc: TenantDocument | undefined): AdminIssue {
+  if (focus !== undefined && (i.path === focus || i.path.startsWith(`${focus}/`))) {
+    return { in: 'body', path: i.path.slice(focus.length), message: i.message };
+  }
+  const object = doc ? objectPathOf(doc, i.path) : undefined;
+  return object !== undefined ? { in: 'document', path: i.path, message: i.message, object } : { in: 'document', path: i.path, message: i.message };
+}
+
+/** `/groups/3/members/0` → `groups/sales` for a document, to name objects in issues. */
+export function objectPathOf(doc: TenantDocument, pointer: string): string | undefined {
+  const [, field, index] = pointer.split('/');
+  const r = COLLECTIONS.find((c) => c.field === field);
+  const item = r && index !== undefined ? (doc[r.field] as unknown as Array<Record<string, unknown>> | undefined)?.[Number(index)] : undefined;
+  return r && item ? `${r.path}/${r.keyOf(item)}` : undefined;
+}
