@@ -134,6 +134,8 @@ export class WebhookDispatcher {
   readonly #o: Required<Pick<WebhookDispatcherOptions, 'timeoutMs' | 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxQueuePerTenant' | 'concurrencyPerTenant' | 'configTtlMs'>>;
   readonly #queues = new Map<string, TenantQueue>();
   readonly #cache = new Map<string, { at: number; configs: Promise<WebhookConfig[]> }>();
+  /** Configurations as last resolved, read synchronously by the fast path of dispatch(). */
+  readonly #resolved = new Map<string, { at: number; list: readonly WebhookConfig[] }>();
   readonly #timers = new Set<TimerHandle>();
   readonly #aborts = new Set<AbortController>();
   readonly #stats = { delivered: 0, failed: 0, retried: 0, dropped: 0, configErrors: 0 };
@@ -186,12 +188,19 @@ export class WebhookDispatcher {
       }
       return false;
     }
-    const eventId = randomUUID();
-    const body = JSON.stringify(buildPayload(event, rec, eventId, this.#clock.now()));
     const { tenant, callId } = rec;
+    // Fast path, taken by nearly every call: the tenant's configurations are
+    // known and none wants this event: no id, no payload, no promise.
+    const known = this.#resolved.get(tenant);
+    const now = this.#clock.now();
+    if (known !== undefined && now - known.at < this.#o.configTtlMs && !known.list.some((c) => c.enabled && c.events.includes(event))) return true;
+    // The payload is built now: the record keeps changing after this event.
+    const eventId = randomUUID();
+    const body = JSON.stringify(buildPayload(event, rec, eventId, now));
     q.resolving++;
     this.#configs(tenant).then(
       (configs) => {
+        this.#resolved.set(tenant, { at: now, list: configs });
         for (const config of configs) {
           if (config.enabled && config.events.includes(event)) q.pending.push({ config, tenant, event, eventId, callId, body, attempts: 0 });
         }
@@ -207,6 +216,7 @@ export class WebhookDispatcher {
   /** Forget a tenant's cached configurations (after the admin API changed them on this node). */
   invalidate(tenant: string): void {
     this.#cache.delete(tenant);
+    this.#resolved.delete(tenant);
   }
 
   stats(): WebhookDispatcherStats {
