@@ -236,6 +236,7 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     store: tenants, cache, keys: apiKeys, location, defaultRealm: p.realm, log: log.child({ component: 'admin' }),
     ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ready: () => !stopping, region: (n) => region.lookup(n),
+    cdrs, webhooks, dispatcher, metrics, calls: tracker,
   });
   await admin.listen({ port: config.httpPort, host: p.bind });
   closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close());

@@ -19,6 +19,8 @@ import { enforceAccess, rateLimitKey, resolvePrincipal } from './auth.js';
 import { AdminContext, type AdminDeps } from './context.js';
 import { AdminError, type AdminIssue } from './errors.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
+import { registerCallDataRoutes } from './routes/call-data.js';
+import { registerWebhookRoutes } from './routes/webhooks.js';
 import { registerCollectionRoutes } from './routes/collections.js';
 import { registerRegistrationRoutes } from './routes/registrations.js';
 import { registerSimulateRoute } from './routes/simulate.js';
@@ -146,6 +148,8 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   registerSimulateRoute(app, ctx);
   registerRegistrationRoutes(app, ctx);
   registerApiKeyRoutes(app, ctx);
+  registerCallDataRoutes(app, ctx);
+  if (deps.webhooks) registerWebhookRoutes(app, ctx, deps.webhooks);
   return app;
 }
 

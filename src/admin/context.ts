@@ -10,6 +10,9 @@ import type { LocationService } from '../sip/registrar/location-service.js';
 import type { TenantCache } from '../store/tenant-cache.js';
 import { TenantStoreConflict, type TenantStore, type Versioned } from '../store/tenant-store.js';
 import type { ApiKeyStore } from '../store/api-key-store.js';
+import type { CdrStore } from '../store/cdr-store.js';
+import type { WebhookStore } from '../store/webhook-store.js';
+import type { CallRecord } from '../call/call-tracker.js';
 import { AdminError, notFound, type AdminIssue } from './errors.js';
 import { COLLECTIONS } from './resources.js';
 
@@ -38,6 +41,16 @@ export interface AdminDeps {
   importBodyLimit?: number;
   /** Clock for simulate's default time and registrations' expiry. Default Date.now. */
   now?: () => number;
+  /** CDR store: GET …/cdrs, …/cdrs.csv, …/reports/{report} exist only with it. */
+  cdrs?: CdrStore;
+  /** Webhook configurations: …/webhooks routes exist only with it. */
+  webhooks?: WebhookStore;
+  /** Told after a webhook change so this node uses it at once. */
+  dispatcher?: { invalidate(tenant: string): void };
+  /** GET /metrics (operator token) exists only with it. */
+  metrics?: { render(): Promise<string>; readonly contentType: string };
+  /** Calls in progress on this node (the CallTracker): GET …/calls. */
+  calls?: { list(): ReadonlyArray<Readonly<CallRecord>> };
 }
 
 /** Who is calling, once authenticated. */

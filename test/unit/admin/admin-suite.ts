@@ -15,6 +15,10 @@ import type { Binding, LocationService } from '../../../src/sip/registrar/locati
 import { EmbeddedLocationStore } from '../../../src/store/embedded/location-store.js';
 import { TenantCache } from '../../../src/store/tenant-cache.js';
 import type { TenantStore } from '../../../src/store/tenant-store.js';
+import type { CdrRecord } from '../../../src/store/cdr-store.js';
+import { EmbeddedCdrStore } from '../../../src/store/embedded/cdr-store.js';
+import { EmbeddedWebhookStore } from '../../../src/store/embedded/webhook-store.js';
+import type { CallRecord } from '../../../src/call/call-tracker.js';
 
 export const OPERATOR = 'operator-token-for-tests';
 export const REALM = 'pbx.test';
@@ -62,6 +66,46 @@ export async function startAdmin(t: Test, backend: () => Promise<Backend>, extra
     return app.inject({ method: method as 'GET', url, headers, ...(opts.body !== undefined ? { payload: opts.body as object } : {}) });
   };
   return { app, store: b.store, cache, location, call };
+}
+
+/** The clock of startAdmin's app; CDR fixtures end around it. */
+export const NOW = Date.parse('2025-03-03T10:00:00+08:00');
+
+/** Embedded CDR and webhook stores, a recording dispatcher, fixed metrics and a list of active calls. */
+export interface CallData {
+  deps: Pick<AdminDeps, 'cdrs' | 'webhooks' | 'dispatcher' | 'metrics' | 'calls'>;
+  cdrs: EmbeddedCdrStore;
+  webhooks: EmbeddedWebhookStore;
+  invalidated: string[];
+  active: CallRecord[];
+}
+
+export function callData(t: Test): CallData {
+  const cdrs = new EmbeddedCdrStore({ now: () => NOW });
+  const webhooks = new EmbeddedWebhookStore();
+  const invalidated: string[] = [];
+  const active: CallRecord[] = [];
+  t.teardown(async () => { await cdrs.close(); await webhooks.close(); });
+  return {
+    cdrs, webhooks, invalidated, active,
+    deps: {
+      cdrs, webhooks,
+      dispatcher: { invalidate: (tenant) => { invalidated.push(tenant); } },
+      metrics: { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => '# HELP dialplane_calls_total Calls ended\ndialplane_calls_total{disposition="answered"} 3\n' },
+      calls: { list: () => active },
+    },
+  };
+}
+
+/** A finished call of `tenant`, ending `endedAgoMs` before NOW. */
+export function cdr(tenant: string, n: number, over: Partial<CdrRecord> = {}): CdrRecord {
+  const endedAt = NOW - 3600_000 + n * 1000;
+  return {
+    callId: `call-${tenant}-${n}`, tenant, origin: { kind: 'trunk', trunk: 'carrier' }, called: '4008123456', caller: '13912340001',
+    route: 'main', startedAt: endedAt - 30_000, ringingAt: endedAt - 29_000, answeredAt: endedAt - 25_000, endedAt,
+    attempts: [{ target: '1001', kind: 'extension', startedAt: endedAt - 29_500, endedAt, outcome: 'answered', status: 200 }],
+    finalStatus: 200, disposition: 'answered', endedBy: 'bye', ...over,
+  };
 }
 
 export function example(name: string): TenantDocument {
@@ -260,7 +304,13 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
   });
 
   t.test('authentication and tenant isolation', async (t) => {
-    const a = await startAdmin(t, backend);
+    const data = callData(t);
+    const a = await startAdmin(t, backend, data.deps);
+    // Call data of alpha, marked so a leak would show.
+    await data.cdrs.append(cdr('alpha', 1, { route: 'alpha-route', caller: 'ALPHA-caller' }));
+    await data.webhooks.put('alpha', { id: 'main', url: 'https://alpha-hooks.example/in', events: ['ended'], secret: 'alpha-secret-0123456789', enabled: true });
+    await data.webhooks.recordFailure('alpha', 'main', { at: NOW, event: 'ended', eventId: 'e1', callId: 'alpha-call', attempts: 3, status: 500, error: 'alpha-endpoint down' });
+    data.active.push({ ...cdr('alpha', 2, { route: 'alpha-route' }), endedAt: undefined } as CallRecord);
     await createTenant(a, 'alpha', 'ALPHA');
     await createTenant(a, 'beta', 'BETA');
     const betaKey = await createKey(a, 'beta', false);
@@ -273,9 +323,12 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
     t.equal((await a.call('GET', '/v1/tenants/alpha', { auth: null, headers: { 'x-api-key': alphaReader } })).statusCode, 200, 'X-API-Key works too');
 
     // Every route of a tenant, with the values alpha has.
-    const values: Record<string, string> = { tenant: 'alpha', number: '4008123456', ext: '1001', id: 'main', plan: 'vpmn' };
+    const values: Record<string, string> = { tenant: 'alpha', number: '4008123456', ext: '1001', id: 'main', plan: 'vpmn', report: 'busiest-targets' };
     const routes = adminRoutes(a.app).filter((r) => r.url.includes(':tenant'));
-    t.ok(routes.length >= 60, `every route is tried (${routes.length})`);
+    t.ok(routes.length >= 69, `every route is tried (${routes.length})`);
+    for (const u of ['/cdrs', '/cdrs.csv', '/reports/:report', '/calls', '/webhooks', '/webhooks/:id', '/webhooks/:id/failures']) {
+      t.ok(routes.some((r) => r.url === `/v1/tenants/:tenant${u}`), `${u} is among them`);
+    }
     const alphaMarkers = /ALPHA|alpha-|alpha\.gw/;
     for (const r of routes) {
       const url = r.url.replace(/:([a-z]+)/g, (_m, p: string) => (r.url.endsWith('/api-keys/:id') && p === 'id' ? '0123456789abcdef' : values[p] ?? 'x'));
@@ -292,6 +345,15 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
     t.equal((await a.call('GET', '/v1/tenants', { auth: betaKey })).statusCode, 403, 'listing tenants is the operator\'s');
     t.equal((await a.call('DELETE', '/v1/tenants/alpha', { auth: alphaWriter })).statusCode, 403, 'a key cannot delete its tenant');
     t.equal((await a.call('PUT', '/v1/tenants/gamma', { auth: alphaWriter, body: {} })).statusCode, 404, 'nor create another');
+
+    for (const u of ['cdrs', 'cdrs.csv', 'reports/busiest-targets', 'calls', 'webhooks', 'webhooks/main', 'webhooks/main/failures']) {
+      const own = await a.call('GET', `/v1/tenants/alpha/${u}`, { auth: alphaReader });
+      t.equal(own.statusCode, 200, `alpha's read-only key reads ${u}`);
+      t.notMatch(own.body, 'alpha-secret-0123456789', `${u}: never the webhook secret`);
+    }
+    t.equal((await a.call('GET', '/metrics', { auth: alphaWriter })).statusCode, 403, 'metrics are the operator\'s');
+    t.equal((await a.call('GET', '/metrics', { auth: null })).statusCode, 401);
+    t.same(data.invalidated, [], 'no refused request changed a webhook');
 
     const reads = await a.call('GET', '/v1/tenants/alpha/extensions', { auth: alphaReader });
     t.equal(reads.statusCode, 200, 'a read-only key reads');
