@@ -22,7 +22,7 @@
  */
 import { randomInt } from 'node:crypto';
 import {
-  applyCounter, evaluate,
+  applyCounter, evaluate, reasonPhrase,
   type ExternalTarget, type FailureKind, type GatewayHop, type Plan, type PlanStep, type RingStep, type ForwardStep,
   type RoutingFacts, type CallOrigin, type TenantDocument, type Explanation,
 } from '../routing/index.js';
@@ -31,7 +31,7 @@ import type { Logger } from '../sip/logger.js';
 import type { SipRequest } from '../sip/message/message.js';
 import { parseNameAddr } from '../sip/message/name-addr.js';
 import { parseUri, unescapeUri, type SipUri } from '../sip/message/uri.js';
-import type { BranchOutcome, ForkGroup, ForkPlan, ForkTarget } from '../sip/proxy/fork-plan.js';
+import type { BranchOutcome, ForkPlan, ForkTarget } from '../sip/proxy/fork-plan.js';
 import type { Continuation, ForkDecision, InitialRequestRouter, PlanFailure, RoutingDecision } from '../sip/proxy/proxy-core.js';
 import type { DigestAuthenticator } from '../sip/registrar/digest.js';
 import type { Binding, LocationService } from '../sip/registrar/location-service.js';
@@ -337,27 +337,52 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
       ring = step;
       if (step.counter && step.counter.value === undefined) ring = applyCounter(step, await counter(step.counter.key, run.log));
     }
-    const gateways = new Map<ForkTarget, GatewayAttempt>();
-    // Every target's devices are looked up at once: with Redis these lookups
-    // leave in one pipelined write instead of one round trip after another.
-    const resolved = await Promise.all(ring.groups.map((g) => Promise.all(g.targets.map((t) => forkTargets(run, t, extra, gateways)))));
-    const groups: ForkGroup[] = [];
-    for (const [i, g] of ring.groups.entries()) {
-      const targets = (resolved[i] ?? []).flat();
-      if (targets.length > 0) groups.push({ targets, timeoutMs: g.timeoutMs });
-    }
-    if (groups.length === 0) return undefined;
-    return forkOf(run, step, {
-      groups,
-      exhausted: UNAVAILABLE,
-      ...(ring.overallTimeoutMs !== undefined ? { overallTimeoutMs: ring.overallTimeoutMs } : {}),
-      // 603 ends the hunt or moves on, as the tenant configured (issue: "Decline is configurable").
-      ...(ring.stopOnDecline ? { stopOn: (s: number) => s === 603 } : { globalFailureEndsHunt: false }),
-    }, gateways);
+    const sr: StepRun = {
+      step, ring, extra, nextGroup: 0, best: undefined,
+      deadline: ring.overallTimeoutMs !== undefined ? o.clock.now() + ring.overallTimeoutMs : undefined,
+    };
+    return groupFork(run, sr);
   }
 
-  /** A fork of `plan` whose failure follows `step.onFail`, after trying the next gateway of unreachable numbers. */
-  function forkOf(run: CallRun, step: RingStep | ForwardStep, plan: ForkPlan, gateways: Map<ForkTarget, GatewayAttempt>): ForkDecision {
+  /**
+   * The step's next group that has something to ring, as a fork; undefined
+   * when none is left (or the step's overall time is up). Groups are resolved
+   * one at a time, when the hunt reaches them: a hunt that the first target
+   * answers looks up one extension's devices, not every target's (with Redis,
+   * one round trip instead of one per target).
+   */
+  async function groupFork(run: CallRun, sr: StepRun): Promise<ForkDecision | undefined> {
+    while (sr.nextGroup < sr.ring.groups.length) {
+      const g = sr.ring.groups[sr.nextGroup++];
+      if (!g) break;
+      const gateways = new Map<ForkTarget, GatewayAttempt>();
+      // The group's targets are looked up at once (pipelined with Redis).
+      const targets = (await Promise.all(g.targets.map((t) => forkTargets(run, t, sr.extra, gateways)))).flat();
+      if (targets.length === 0) continue;
+      let overall: number | undefined;
+      if (sr.deadline !== undefined) {
+        overall = sr.deadline - o.clock.now();
+        if (overall <= 0) return undefined;
+      }
+      return forkOf(run, sr, {
+        groups: [{ targets, timeoutMs: g.timeoutMs }],
+        exhausted: UNAVAILABLE,
+        ...(overall !== undefined ? { overallTimeoutMs: overall } : {}),
+        // Inside a group (ring-all), a 603 ends the group or not as the tenant configured.
+        ...(sr.ring.stopOnDecline ? { stopOn: (st: number) => st === 603 } : { globalFailureEndsHunt: false }),
+      }, gateways);
+    }
+    return undefined;
+  }
+
+  /**
+   * A fork of one group of a step. When it fails the proxy asks `next`: the
+   * same numbers through their next gateway if a gateway was unreachable,
+   * else the step's next group, else the step has failed and its `onFail`
+   * for the most telling failure of all its groups decides (§16.7's choice:
+   * a busy phone earlier in the hunt says more than a later timeout).
+   */
+  function forkOf(run: CallRun, sr: StepRun, plan: ForkPlan, gateways: Map<ForkTarget, GatewayAttempt>): ForkDecision {
     const unreachable: GatewayAttempt[] = [];
     const callId = run.rec.callId;
     return {
@@ -374,19 +399,27 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
       },
       next: async (failure: PlanFailure): Promise<Continuation> => {
         o.tracker?.failure(callId, failure.kind);
-        // Gateway failover: the same numbers through their next gateway before the step counts as failed.
+        // Gateway failover: the same numbers through their next gateway before the group counts as failed.
         if (failure.kind === 'unreachable' && unreachable.length > 0) {
           const retry = new Map<ForkTarget, GatewayAttempt>();
           const targets: ForkTarget[] = [];
           for (const g of unreachable) targets.push(...gatewayTargets(run, g.target, g.index + 1, g.extra, retry));
           if (targets.length > 0) {
             run.log.info({ numbers: [...retry.values()].map((g) => g.target.number) }, 'gateway unreachable: failing over to the next gateway');
-            return forkOf(run, step, { ...plan, groups: [{ targets, timeoutMs: Math.max(...targets.map((x) => x.timeoutMs ?? 0)) }] }, retry);
+            return forkOf(run, sr, { ...plan, groups: [{ targets, timeoutMs: Math.max(...targets.map((x) => x.timeoutMs ?? 0)) }] }, retry);
           }
         }
-        const kind = failure.kind as FailureKind;
-        const next = step.onFail[kind] ?? 'stop';
-        return runStep(run, next);
+        if (sr.best === undefined || FAILURE_RANK[failure.kind] > FAILURE_RANK[sr.best.kind]) sr.best = failure;
+        // A Decline ends the hunt when the tenant says so; anything else moves to the next group.
+        if (!(failure.kind === 'declined' && sr.ring.stopOnDecline)) {
+          const more = await groupFork(run, sr);
+          if (more) return more;
+        }
+        const best = sr.best;
+        const next = sr.step.onFail[best.kind as FailureKind] ?? 'stop';
+        if (next !== 'stop') return runStep(run, next);
+        // The caller hears the step's best failure, which an earlier group may hold.
+        return best.status === failure.status ? undefined : { action: 'respond', status: best.status, reason: reasonPhrase(best.status) };
       },
     };
   }
@@ -498,6 +531,24 @@ function factsOf(req: SipRequest, tenant: TenantView, base: CallBase, ivr?: { me
     ...(ivr ? { ivr } : {}),
   };
 }
+
+/** One ring or forward step while its groups are hunted, one fork per group. */
+interface StepRun {
+  readonly step: RingStep | ForwardStep;
+  /** The step with the round-robin rotation applied. */
+  readonly ring: RingStep;
+  readonly extra: ForkTarget['headers'];
+  nextGroup: number;
+  /** Epoch ms when the step's overallTimeoutMs runs out. */
+  readonly deadline: number | undefined;
+  /** The most telling failure of the groups so far. */
+  best: PlanFailure | undefined;
+}
+
+/** Which failure says most about a hunt (§16.7 prefers real responses, 6xx first, over timeouts). */
+const FAILURE_RANK: Readonly<Record<PlanFailure['kind'], number>> = {
+  declined: 6, busy: 5, rejected: 4, 'no-answer': 3, unreachable: 2, cancelled: 1, answered: 0,
+};
 
 interface GatewayAttempt {
   target: ExternalTarget;

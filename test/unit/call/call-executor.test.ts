@@ -172,14 +172,30 @@ t.test('a carrier call to 4008123456 hunts 1001 then 1002, 8 s each, every regis
   await s.register('1001', REALM, '10.0.0.11');
   await s.register('1002', REALM, '10.0.0.2');
   const d = fork(t, await s.router(s.invite('4008123456', { address: '127.0.0.2', headers: ['P-Asserted-Identity: <sip:13812345678@carrier>'] })));
-  t.same(shape(d), [
-    [['sip:1001@10.0.0.1:5060', 8000], ['sip:1001@10.0.0.11:5060', 8000]],
-    [['sip:1002@10.0.0.2:5060', 8000]],
-  ]);
-  t.same(d.plan.exhausted, { status: 480, reason: 'Temporarily Unavailable' }, 'then 480');
+  t.same(shape(d), [[['sip:1001@10.0.0.1:5060', 8000], ['sip:1001@10.0.0.11:5060', 8000]]], 'first 1001 (both devices); 1002 is looked up only when the hunt reaches it');
+  t.same(d.plan.exhausted, { status: 480, reason: 'Temporarily Unavailable' });
   t.same(d.plan.groups[0]?.targets[0]?.headers, [['P-Asserted-Identity', `<sip:13812345678@${REALM}>`]]);
   t.same(d.plan.groups[0]?.targets[0]?.dest, { transport: 'udp', address: '10.0.0.1', port: 5060 }, 'over the registered flow');
-  t.equal(await d.next?.({ status: 480, kind: 'no-answer' }), undefined, 'after the hunt the plan’s own 480 goes upstream');
+  const second = fork(t, await d.next?.({ status: 480, kind: 'no-answer' }));
+  t.same(shape(second), [[['sip:1002@10.0.0.2:5060', 8000]]], 'then 1002');
+  t.equal(await second.next?.({ status: 480, kind: 'no-answer' }), undefined, 'after the hunt the plan’s own 480 goes upstream');
+});
+
+t.test('a hunt whose first target was busy and last one timed out ends with the busy (§16.7: the most telling response), through onFail busy', async (t) => {
+  const s = setup();
+  await s.register('1001', REALM, '10.0.0.1');
+  await s.register('1002', REALM, '10.0.0.2');
+  const d = fork(t, await s.router(s.invite('4008123456', { address: '127.0.0.2' })));
+  const second = fork(t, await d.next?.({ status: 486, kind: 'busy' }));
+  t.same(await second.next?.({ status: 480, kind: 'no-answer' }), { action: 'respond', status: 486, reason: 'Busy Here' });
+});
+
+t.test('a Decline ends the hunt when the step says stopOnDecline (the default), and the 603 goes upstream', async (t) => {
+  const s = setup();
+  await s.register('1001', REALM, '10.0.0.1');
+  await s.register('1002', REALM, '10.0.0.2');
+  const d = fork(t, await s.router(s.invite('4008123456', { address: '127.0.0.2' })));
+  t.equal(await d.next?.({ status: 603, kind: 'declined' }), undefined, '1002 is not rung');
 });
 
 t.test('one carrier address serving two tenants: the tenant owning the called number takes the call', async (t) => {
