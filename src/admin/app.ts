@@ -25,6 +25,7 @@ import { registerCollectionRoutes } from './routes/collections.js';
 import { registerRegistrationRoutes } from './routes/registrations.js';
 import { registerSimulateRoute } from './routes/simulate.js';
 import { registerTenantRoutes } from './routes/tenants.js';
+import { registerGlobalRoutes } from './routes/global.js';
 import { sharedSchemas } from './schemas.js';
 
 export type { AdminDeps } from './context.js';
@@ -144,6 +145,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   });
 
   registerTenantRoutes(app, ctx);
+  registerGlobalRoutes(app, ctx);
   registerCollectionRoutes(app, ctx);
   registerSimulateRoute(app, ctx);
   registerRegistrationRoutes(app, ctx);
