@@ -27,10 +27,10 @@ import {
   type RoutingFacts, type CallOrigin, type TenantDocument, type Explanation,
 } from '../routing/index.js';
 import type { Clock } from '../sip/clock.js';
-import type { Logger } from '../sip/logger.js';
+import { LazyChildLogger, type Logger } from '../sip/logger.js';
 import type { SipRequest } from '../sip/message/message.js';
 import { parseNameAddr } from '../sip/message/name-addr.js';
-import { parseUri, unescapeUri, type SipUri } from '../sip/message/uri.js';
+import { parseUri, type SipUri } from '../sip/message/uri.js';
 import type { BranchOutcome, ForkPlan, ForkTarget } from '../sip/proxy/fork-plan.js';
 import type { Continuation, ForkDecision, InitialRequestRouter, PlanFailure, RoutingDecision } from '../sip/proxy/proxy-core.js';
 import type { DigestAuthenticator } from '../sip/registrar/digest.js';
@@ -88,7 +88,7 @@ function respond(status: number, reason: string, headers?: Array<[string, string
 
 /** The user part of a SIP/SIPS URI or the number of a tel URI, unescaped. */
 function userOf(uri: SipUri): string | undefined {
-  if (uri.isSip) return uri.user !== undefined ? unescapeUri(uri.user) : undefined;
+  if (uri.isSip) return uri.userDecoded;
   if (uri.scheme === 'tel') return uri.user;
   return undefined;
 }
@@ -483,7 +483,8 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
 
   async function route(req: SipRequest, tenant: TenantView, origin: CallOrigin, caller: string | undefined, region: RoutingFacts['callerRegion']): Promise<RoutingDecision> {
     const base: CallBase = { origin, caller, region, time: o.clock.now(), seed: seed() };
-    const log = o.log.child({ callId: req.callId, tenant: tenant.id });
+    // Built only if something is logged: most calls log nothing at the production level.
+    const log = new LazyChildLogger(o.log, { callId: req.callId, tenant: tenant.id });
     let plan: Plan;
     let explanation: Explanation;
     try {

@@ -37,7 +37,13 @@ export class DialplaneMetrics {
   readonly registry = new Registry();
   readonly contentType = this.registry.contentType;
   readonly #calls: Counter<'disposition'>;
-  readonly #sip: Counter<'kind' | 'value' | 'direction'>;
+  /**
+   * SIP message counts by label set, handed to the counter when it is
+   * scraped: countSipMessage runs for every SIP message, and Counter.inc
+   * hashes its label object on each call. Bounded: ~15 methods and 600
+   * statuses, two directions.
+   */
+  readonly #sipCounts = new Map<string, { labels: { kind: string; value: string; direction: string }; n: number; reported: number }>();
   readonly #routing: Histogram;
   readonly #redisErrors: Counter;
   #activeCalls: () => number = () => 0;
@@ -50,9 +56,16 @@ export class DialplaneMetrics {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'dialplane_' });
     this.#calls = new Counter({ name: 'dialplane_calls_total', help: 'Calls ended, by disposition', labelNames: ['disposition'], registers });
-    this.#sip = new Counter({
+    const sipCounts = this.#sipCounts;
+    new Counter({
       name: 'dialplane_sip_messages_total', help: 'SIP messages, requests by method and responses by status',
       labelNames: ['kind', 'value', 'direction'], registers,
+      collect() {
+        for (const c of sipCounts.values()) {
+          if (c.n > c.reported) this.inc(c.labels, c.n - c.reported);
+          c.reported = c.n;
+        }
+      },
     });
     // Routing is pure CPU work on compiled rules: microseconds normally, so the buckets start low.
     this.#routing = new Histogram({
@@ -110,13 +123,21 @@ export class DialplaneMetrics {
    * status (number). Anything else is counted, under a bounded label.
    */
   countSipMessage(methodOrStatus: string | number, direction: 'in' | 'out' = 'in'): void {
+    let kind: 'request' | 'response';
+    let value: string;
     if (typeof methodOrStatus === 'number') {
       const ok = Number.isInteger(methodOrStatus) && methodOrStatus >= 100 && methodOrStatus <= 699;
-      this.#sip.inc({ kind: 'response', value: ok ? String(methodOrStatus) : 'invalid', direction });
-      return;
+      kind = 'response';
+      value = ok ? String(methodOrStatus) : 'invalid';
+    } else {
+      const method = typeof methodOrStatus === 'string' ? methodOrStatus.toUpperCase() : '';
+      kind = 'request';
+      value = SIP_METHODS.has(method) ? method : 'other';
     }
-    const method = typeof methodOrStatus === 'string' ? methodOrStatus.toUpperCase() : '';
-    this.#sip.inc({ kind: 'request', value: SIP_METHODS.has(method) ? method : 'other', direction });
+    const key = `${kind} ${value} ${direction}`;
+    const c = this.#sipCounts.get(key);
+    if (c !== undefined) c.n++;
+    else this.#sipCounts.set(key, { labels: { kind, value, direction }, n: 1, reported: 0 });
   }
 
   /** Hook for the call executor: one routing evaluation took `seconds`. */

@@ -35,6 +35,7 @@ import { computeHa1 } from '../../src/sip/registrar/digest.js';
 import { nullLogger } from '../../src/sip/logger.js';
 import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
 import { RedisTenantStore } from '../../src/store/redis/tenant-store.js';
+import { deleteKeysWithPrefix } from '../helpers/redis-prefix.js';
 import { runUac, startUas, type LatencyStats, type SippEnv, type UacResult } from './sipp-runner.js';
 
 interface Options {
@@ -243,17 +244,12 @@ async function provisionRedisTenant(url: string, prefix: string, users: readonly
   }
 }
 
-/** Deletes every key of a bench run's prefix (SCAN, never KEYS/FLUSHDB: the Redis may be shared). */
+/** Deletes every key of a bench run's prefix (SCAN + UNLINK, never KEYS/FLUSHDB: the Redis may be shared). */
 async function cleanRedis(url: string, prefix: string): Promise<void> {
   const redis = createRedisClient(url, nullLogger);
   try {
     await waitForRedisReady(redis, 5000);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
   } finally {
     redis.disconnect();
   }

@@ -22,6 +22,7 @@ import { RedisTenantStore } from '../../src/store/redis/tenant-store.js';
 import { nullLogger } from '../../src/sip/logger.js';
 import { allocPort, DEMO_PASSWORD, registerContact, sipp, startDialplane, summary, type Dialplane } from './harness.js';
 import { startMiniUas, type MiniUas, type UasMode } from './mini-uas.js';
+import { deleteKeysWithPrefix } from '../helpers/redis-prefix.js';
 
 const CARRIER = '127.0.0.2';
 const REALM = 'dialplane'; // the default profile's realm: this tenant names no domain of its own
@@ -81,12 +82,7 @@ t.before(async () => {
 });
 
 t.teardown(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
+  await deleteKeysWithPrefix(redis, PREFIX);
   await redis.quit();
 });
 

@@ -8,33 +8,19 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { pino } from 'pino';
-import type { Redis } from 'ioredis';
 import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
 import { RedisApiKeyStore, apiKeyKey, tenantApiKeysKey } from '../../src/store/redis/api-key-store.js';
 import { RedisTenantStore } from '../../src/store/redis/tenant-store.js';
 import { TenantCache } from '../../src/store/tenant-cache.js';
 import { apiKeyContract, record } from '../unit/store/api-key-contract.js';
 import { adminSuite, startAdmin, type Backend } from '../unit/admin/admin-suite.js';
+import { deleteKeysWithPrefix, keysWithPrefix } from '../helpers/redis-prefix.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const runPrefix = `dptest:admin:${process.pid}:${randomBytes(4).toString('hex')}:`;
 const quiet = { warn: () => undefined, info: () => undefined };
 
-async function keysWithPrefix(redis: Redis, prefix: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500);
-    found.push(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  return found;
-}
 
-async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
-  // One UNLINK per key: multi-key deletes would be cross-slot on a Cluster.
-  await Promise.all((await keysWithPrefix(redis, prefix)).map((key) => redis.unlink(key)));
-}
 
 const redis = createRedisClient(url, quiet);
 t.teardown(async () => {

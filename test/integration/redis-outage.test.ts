@@ -4,65 +4,24 @@
  * down, commands must fail fast; the outage must be logged exactly once and
  * the recovery exactly once, however many reconnect attempts happen between.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { performance } from 'node:perf_hooks';
+import type { ChildProcess } from 'node:child_process';
 import t from 'tap';
 import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
+import { startRedisServer, stopRedisServer, until } from '../helpers/redis-server.js';
 
 const PORT = 16399;
 
+/** This file's redis-server children: the teardown stops whatever is left. */
 const children = new Set<ChildProcess>();
-// Last resort if the test process dies before its teardown runs.
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
 
-/** Starts redis-server on PORT and resolves once it accepts connections. */
 async function startRedis(): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = await startRedisServer(PORT);
   children.add(child);
   child.once('exit', () => children.delete(child));
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`redis-server not ready after 10 s:\n${output}`)), 10_000);
-    function fail(err: Error): void {
-      clearTimeout(timer);
-      reject(err);
-    }
-    child.once('error', fail); // e.g. ENOENT: redis-server not installed
-    child.once('exit', (code, signal) => fail(new Error(`redis-server exited (${code ?? signal}):\n${output}`)));
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    // Read both pipes to their end so neither keeps the test process alive.
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-  });
   return child;
 }
 
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
-
-/** Polls `condition` every 10 ms; rejects after `timeoutMs`. */
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const stopRedis = stopRedisServer;
 
 t.test('an outage is logged once, recovery once, and commands fail fast meanwhile', async (t) => {
   const warnings: { obj: object; msg: string }[] = [];

@@ -9,10 +9,8 @@
  * The version check runs on real timers every 100 ms; a scheduler that can
  * be paused makes sure the first propagation is pub/sub's doing alone.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../src/sip/logger.js';
@@ -20,61 +18,23 @@ import { createRedisClient, waitForRedisReady } from '../../src/store/redis/conn
 import { RedisTenantStore, globalKey, tenantIndexKey, tenantKey } from '../../src/store/redis/tenant-store.js';
 import { TenantCache, type IntervalScheduler } from '../../src/store/tenant-cache.js';
 import { exampleTenant, smallTenant } from '../unit/store/tenant-contract.js';
+import { startRedisServer, stopRedisServer, until } from '../helpers/redis-server.js';
 
 const PORT = 16411;
 const URL = `redis://127.0.0.1:${PORT}`;
 const VERIFY_MS = 100;
 
+/** This file's redis-server children: the teardown stops whatever is left. */
 const children = new Set<ChildProcess>();
-// Last resort if the test process dies before its teardown runs.
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
 
-/** Starts redis-server on PORT without persistence and resolves once it accepts connections. */
 async function startRedis(): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(PORT), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = await startRedisServer(PORT);
   children.add(child);
   child.once('exit', () => children.delete(child));
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`redis-server not ready after 10 s:\n${output}`)), 10_000);
-    function fail(err: Error): void {
-      clearTimeout(timer);
-      reject(err);
-    }
-    child.once('error', fail); // e.g. ENOENT: redis-server not installed
-    child.once('exit', (code, signal) => fail(new Error(`redis-server exited (${code ?? signal}):\n${output}`)));
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-  });
   return child;
 }
 
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
-
-/** Polls `condition` every 10 ms; rejects after `timeoutMs`. */
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const stopRedis = stopRedisServer;
 
 interface Line { level: string; obj: object; msg: string | undefined }
 

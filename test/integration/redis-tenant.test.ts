@@ -6,13 +6,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
-import type { Redis } from 'ioredis';
 import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
 import {
   RedisTenantStore, configChannel, counterKey, globalKey, tenantIndexKey, tenantKey,
 } from '../../src/store/redis/tenant-store.js';
 import { StoredDocumentCorrupt } from '../../src/store/store-error.js';
 import { recordChanges, smallTenant, tenantContract } from '../unit/store/tenant-contract.js';
+import { deleteKeysWithPrefix, keysWithPrefix } from '../helpers/redis-prefix.js';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const runPrefix = `dptest:${process.pid}:${randomBytes(4).toString('hex')}:`;
@@ -23,25 +23,8 @@ const log = {
   info: (_obj: object, msg: string) => { outages.push(msg); },
 };
 
-function escapeGlob(s: string): string {
-  return s.replace(/[*?[\]\\]/g, '\\$&');
-}
 
-async function keysWithPrefix(redis: Redis, prefix: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 500);
-    found.push(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  return found;
-}
 
-async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
-  // One UNLINK per key: multi-key deletes would be cross-slot on a Cluster.
-  await Promise.all((await keysWithPrefix(redis, prefix)).map((key) => redis.unlink(key)));
-}
 
 const redis = createRedisClient(url, log);
 t.teardown(async () => {
