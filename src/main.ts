@@ -214,14 +214,15 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     // caller hears their 180 and no extra message is built or sent.
     trying100DelayMs: 200,
   });
-  core.proxy = new ProxyCore({
+  const proxy = new ProxyCore({
     layer, clock, log: log.child({ component: 'proxy' }), router,
     registrar: register,
     interfaces: { viaFor: (t) => transport.viaFor(t), isLocalUri, flowDestination: (id) => transport.connectionDestination(id) },
     timerCMs: p.timers.timerC,
     t1Ms: p.timers.t1,
-    onInDialogRequest: (req) => { if (req.method === 'BYE') tracker.bye(req.callId); },
+    onInDialogRequest: (req) => tracker.inDialog(req),
   });
+  core.proxy = proxy;
   transport.setHandlers({
     onRequest: (req) => { metrics.countSipMessage(req.method); layer.receiveRequest(req); },
     onResponse: (res) => { metrics.countSipMessage(res.status); layer.receiveResponse(res); },
@@ -236,7 +237,15 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     store: tenants, cache, keys: apiKeys, location, defaultRealm: p.realm, log: log.child({ component: 'admin' }),
     ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ready: () => !stopping, region: (n) => region.lookup(n),
-    cdrs, webhooks, dispatcher, metrics, calls: tracker,
+    cdrs, webhooks, dispatcher, metrics,
+    calls: {
+      list: () => tracker.list(),
+      // RFC 3326 Reason on our BYEs: the phones (and their CDRs) see why the call ended.
+      hangUp: (tenant, callId) => tracker.hangUp(tenant, callId, {
+        hangUp: (d) => proxy.hangUp(d, { cause: 200, text: 'Call terminated by the administrator' }),
+        abort: (id) => proxy.abort(id),
+      }),
+    },
   });
   await admin.listen({ port: config.httpPort, host: p.bind });
   closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close());

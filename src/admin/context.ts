@@ -12,7 +12,7 @@ import { TenantStoreConflict, type TenantStore, type Versioned } from '../store/
 import type { ApiKeyStore } from '../store/api-key-store.js';
 import type { CdrStore } from '../store/cdr-store.js';
 import type { WebhookStore } from '../store/webhook-store.js';
-import type { CallRecord } from '../call/call-tracker.js';
+import type { CallRecord, HangUpResult } from '../call/call-tracker.js';
 import { AdminError, notFound, type AdminIssue } from './errors.js';
 import { COLLECTIONS } from './resources.js';
 
@@ -50,7 +50,11 @@ export interface AdminDeps {
   /** GET /metrics (operator token) exists only with it. */
   metrics?: { render(): Promise<string>; readonly contentType: string };
   /** Calls in progress on this node (the CallTracker): GET …/calls. */
-  calls?: { list(): ReadonlyArray<Readonly<CallRecord>> };
+  calls?: {
+    list(): ReadonlyArray<Readonly<CallRecord>>;
+    /** Ends a call of the tenant on this node (DELETE …/calls/{id}); absent: no hang-up. */
+    hangUp?(tenant: string, callId: string): Promise<HangUpResult>;
+  };
 }
 
 /** Who is calling, once authenticated. */

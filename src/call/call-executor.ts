@@ -32,6 +32,7 @@ import type { SipRequest } from '../sip/message/message.js';
 import { parseNameAddr } from '../sip/message/name-addr.js';
 import { parseUri, type SipUri } from '../sip/message/uri.js';
 import type { BranchOutcome, ForkPlan, ForkTarget } from '../sip/proxy/fork-plan.js';
+import type { ProxiedDialog } from '../sip/proxy/proxied-dialog.js';
 import type { Continuation, ForkDecision, InitialRequestRouter, PlanFailure, RoutingDecision } from '../sip/proxy/proxy-core.js';
 import type { DigestAuthenticator } from '../sip/registrar/digest.js';
 import type { Binding, LocationService } from '../sip/registrar/location-service.js';
@@ -397,6 +398,8 @@ export function createCallExecutor(o: CallExecutorOptions): InitialRequestRouter
           startedAt: now - out.elapsedMs, endedAt: now, outcome: out.kind, status: out.status,
         });
       },
+      // The dialog is kept so that an administrator can end the call (DELETE …/calls/{id}).
+      ...(o.tracker ? { onAnswered: (d: ProxiedDialog | undefined) => o.tracker?.answeredDialog(callId, d) } : {}),
       next: async (failure: PlanFailure): Promise<Continuation> => {
         o.tracker?.failure(callId, failure.kind);
         // Gateway failover: the same numbers through their next gateway before the group counts as failed.

@@ -18,7 +18,9 @@
 import type { CallOrigin } from '../routing/index.js';
 import type { Clock, TimerHandle } from '../sip/clock.js';
 import type { Logger } from '../sip/logger.js';
+import type { SipRequest } from '../sip/message/message.js';
 import type { BranchOutcomeKind } from '../sip/proxy/fork-plan.js';
+import { observeInDialog, type ProxiedDialog } from '../sip/proxy/proxied-dialog.js';
 
 export type Disposition = 'answered' | 'busy' | 'no-answer' | 'rejected' | 'failed' | 'abandoned';
 
@@ -51,8 +53,8 @@ export interface CallRecord {
   /** Final status the caller got. */
   finalStatus?: number;
   disposition?: Disposition;
-  /** How an answered call ended: a BYE through us, or the safety timeout. */
-  endedBy?: 'bye' | 'timeout' | 'final';
+  /** How the call ended: a BYE through us, the safety timeout, its final response, or an administrator (DELETE …/calls/{id}). */
+  endedBy?: 'bye' | 'timeout' | 'final' | 'admin';
 }
 
 export interface CallListener {
@@ -66,7 +68,25 @@ interface Tracked {
   timer: TimerHandle | undefined;
   /** The last failure kind the plan reported (the executor's `next`), for the disposition. */
   lastFailure: BranchOutcomeKind | undefined;
+  /** The answered call's dialog as the proxy can address it (hang-up). */
+  dialog?: ProxiedDialog;
+  /** An administrator ended it before the answer: the final response is ours, not a failure of the call. */
+  byAdmin?: boolean;
 }
+
+/** What ends a call from the middle: the proxy's BYEs for an answered call, its CANCELs for a ringing one. */
+export interface CallEnder {
+  /** BYE to both parties; resolves with what each answered. */
+  hangUp(dialog: ProxiedDialog): Promise<{ caller: number; callee: number }>;
+  /** Stops a call that has not been answered (CANCEL its branches, final response to the caller); false when nothing was pending. */
+  abort(callId: string): boolean;
+}
+
+export type HangUpResult =
+  | { state: 'answered'; caller: number; callee: number }
+  | { state: 'ringing' }
+  | { state: 'unknown' }
+  | { state: 'not-addressable' };
 
 export interface CallTrackerOptions {
   clock: Clock;
@@ -162,13 +182,54 @@ export class CallTracker {
     }
     if (rec.answeredAt !== undefined) return; // a late failure of another fork after the answer
     rec.finalStatus = status;
-    rec.disposition = dispositionOf(status, c.lastFailure);
-    this.end(callId, 'final');
+    // Stopped by an administrator while it rang: refused by the PBX, not abandoned by the caller.
+    rec.disposition = c.byAdmin === true ? 'rejected' : dispositionOf(status, c.lastFailure);
+    this.end(callId, c.byAdmin === true ? 'admin' : 'final');
   }
 
   /** A BYE of the call's dialog went through the proxy. */
   bye(callId: string): void {
     if (this.calls.get(callId)?.rec.answeredAt !== undefined) this.end(callId, 'bye');
+  }
+
+  /** The proxy has the answered call's dialog (ForkDecision.onAnswered). */
+  answeredDialog(callId: string, dialog: ProxiedDialog | undefined): void {
+    const c = this.calls.get(callId);
+    if (c && dialog) c.dialog = dialog;
+  }
+
+  /** An in-dialog request went through the proxy: a BYE ends the call, others keep its dialog current. */
+  inDialog(req: SipRequest): void {
+    const callId = req.callId;
+    const c = this.calls.get(callId);
+    if (!c) return;
+    if (c.dialog) observeInDialog(c.dialog, req);
+    if (req.method === 'BYE') this.bye(callId);
+  }
+
+  /**
+   * An administrator ends a call of `tenant` (强拆). An answered call gets a
+   * BYE on each side and ends at once (its record says `endedBy: admin`);
+   * a ringing one is stopped as if the caller had cancelled, and its
+   * record is marked the same. Calls of other tenants are `unknown`: the
+   * API must not tell them apart from calls that do not exist.
+   */
+  async hangUp(tenant: string, callId: string, ender: CallEnder): Promise<HangUpResult> {
+    const c = this.calls.get(callId);
+    if (!c || c.rec.tenant !== tenant) return { state: 'unknown' };
+    if (c.rec.answeredAt === undefined) {
+      c.byAdmin = true;
+      if (!ender.abort(callId)) {
+        c.byAdmin = false;
+        return { state: 'not-addressable' };
+      }
+      return { state: 'ringing' };
+    }
+    const dialog = c.dialog;
+    if (!dialog) return { state: 'not-addressable' };
+    this.end(callId, 'admin');
+    const r = await ender.hangUp(dialog);
+    return { state: 'answered', caller: r.caller, callee: r.callee };
   }
 
   private end(callId: string, by: NonNullable<CallRecord['endedBy']>): void {

@@ -51,7 +51,7 @@ export interface CdrRecord {
   attempts: readonly CdrAttempt[];
   finalStatus?: number;
   disposition?: CdrDisposition;
-  endedBy?: 'bye' | 'timeout' | 'final';
+  endedBy?: 'bye' | 'timeout' | 'final' | 'admin';
 }
 
 export interface CdrQuery {

@@ -25,6 +25,8 @@ export interface MiniUas {
   port: number;
   invites: ReceivedInvite[];
   byes: number;
+  /** The BYEs received, as text. */
+  byeTexts: string[];
   cancels: number;
   close(): Promise<void>;
 }
@@ -55,7 +57,7 @@ function allHeaders(text: string, name: string): string[] {
 
 export async function startMiniUas(port: number, mode: UasMode): Promise<MiniUas> {
   const sock: Socket = createSocket('udp4');
-  const state: MiniUas = { port, invites: [], byes: 0, cancels: 0, close: () => new Promise((r) => sock.close(() => r())) };
+  const state: MiniUas = { port, invites: [], byes: 0, byeTexts: [], cancels: 0, close: () => new Promise((r) => sock.close(() => r())) };
   const toTag = `uas${port}`;
   /** Pending (unanswered) INVITEs by Call-ID, for CANCEL → 487. */
   const pending = new Map<string, { text: string; addr: string; port: number }>();
@@ -106,6 +108,7 @@ export async function startMiniUas(port: number, mode: UasMode): Promise<MiniUas
       }
       case 'BYE':
         state.byes++;
+        state.byeTexts.push(text);
         return respond(text, 200, 'OK', to);
       case 'ACK':
         return;

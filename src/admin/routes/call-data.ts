@@ -5,6 +5,7 @@
  *   GET /v1/tenants/{tenant}/cdrs.csv           the same selection as CSV (streamed, at most MAX_CSV_ROWS rows)
  *   GET /v1/tenants/{tenant}/reports/{report}   来电分析 over the selection (src/cdr/cdr-reports.ts)
  *   GET /v1/tenants/{tenant}/calls              calls in progress on this node
+ *   DELETE /v1/tenants/{tenant}/calls/{callId}  hang one up (强拆): BYE to both parties, or stop it ringing
  *   GET /metrics                                Prometheus text (operator token)
  *
  * `from` and `to` are epoch milliseconds or an ISO 8601 date-time with a
@@ -14,8 +15,8 @@
  * epoch milliseconds, as stored.
  *
  * Each group of routes exists only when main.ts hands its dependency in.
- * There is no hang-up (DELETE of a call): the proxy keeps no dialog state
- * it could end a call with.
+ * Calls are those of this node: a load balancer in front of several nodes
+ * must send the hang-up to the node that lists the call.
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -27,7 +28,7 @@ import { DEFAULT_TIME_ZONE } from '../../cdr/time-zone.js';
 import { DISPOSITIONS, MAX_QUERY_LIMIT, checkQuery, type CdrDisposition, type CdrStore } from '../../store/cdr-store.js';
 import { StoreError } from '../../store/store-error.js';
 import type { AdminContext } from '../context.js';
-import { AdminError, type AdminIssue } from '../errors.js';
+import { AdminError, notFound, type AdminIssue } from '../errors.js';
 import { paramsSchema } from './collections.js';
 
 type Obj = Record<string, unknown>;
@@ -145,6 +146,29 @@ export function registerCallDataRoutes(app: FastifyInstance, ctx: AdminContext):
       const items = calls.list().filter((c) => c.tenant === tenant).sort((a, b) => a.startedAt - b.startedAt || (a.callId < b.callId ? -1 : 1));
       return { items };
     });
+
+    const hangUp = calls.hangUp?.bind(calls);
+    if (hangUp) {
+      const params = { type: 'object', additionalProperties: false, required: ['tenant', 'callId'], properties: { ...(paramsSchema() as { properties: Obj }).properties, callId: { type: 'string', minLength: 1, maxLength: 256 } } };
+      app.delete('/v1/tenants/:tenant/calls/:callId', {
+        config: { access: 'tenant-write' },
+        schema: {
+          tags: ['calls'], params,
+          summary: 'Hang up a call in progress on this node (强拆): an answered call gets a BYE to both parties (Reason: SIP;cause=200), a ringing one is stopped (the caller gets 487). Its CDR says endedBy admin.',
+        },
+      }, async (req) => {
+        const { tenant, callId } = req.params as { tenant: string; callId: string };
+        await ctx.readTenant(tenant);
+        const r = await hangUp(tenant, callId);
+        switch (r.state) {
+          case 'unknown': throw notFound(`call ${callId}`);
+          case 'not-addressable':
+            throw new AdminError('DP_ADMIN_CONFLICT', 'the call cannot be ended from here now: it is still being routed, or its dialog gave no Contact or Record-Route to address it', { extra: { callId } });
+          case 'ringing': return { callId, ended: true, state: 'ringing' };
+          case 'answered': return { callId, ended: true, state: 'answered', byeResponses: { caller: r.caller, callee: r.callee } };
+        }
+      });
+    }
   }
 
   if (metrics) {

@@ -21,6 +21,7 @@ import { createCancel } from '../transaction/create-cancel.js';
 import type { ClientTransaction, ServerTransaction, TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
 import type { Destination, TransportError } from '../transaction/types.js';
 import { classifyStatus, type BranchOutcome, type BranchOutcomeKind, type ForkPlan, type ForkTarget } from './fork-plan.js';
+import { byeTowards, dialogFromAnswer, type ByeReason, type ProxiedDialog } from './proxied-dialog.js';
 import { resolveUri } from './resolve.js';
 import { DEFAULT_VALIDATION, validateProxyRequest, type Rejection, type ValidationOptions } from './request-validation.js';
 
@@ -38,6 +39,12 @@ export interface ForkDecision {
   onFinal?: (status: number) => void;
   /** The first provisional response (180/183...) forwarded to the caller: the call rings. */
   onRinging?: () => void;
+  /**
+   * The call was answered (first 2xx of an initial INVITE): the dialog as
+   * this proxy can address it, for ending the call later (hangUp). Built
+   * only when asked for; undefined when the dialog is not addressable.
+   */
+  onAnswered?: (dialog: ProxiedDialog | undefined) => void;
   /**
    * Failover (INVITE only): asked when the plan is exhausted without an
    * answer and the caller has not cancelled, before anything final is sent
@@ -126,6 +133,7 @@ interface ResponseContext {
   onOutcome: ((o: BranchOutcome) => void) | undefined;
   onFinal: ((status: number) => void) | undefined;
   onRinging: (() => void) | undefined;
+  onAnswered: ForkDecision['onAnswered'];
   next: ForkDecision['next'];
   /** Waiting for `next` to answer: nothing final may be sent meanwhile. */
   continuing: boolean;
@@ -320,7 +328,7 @@ export class ProxyCore implements TransactionUser {
     const isInvite = req.method === 'INVITE';
     const plan = d.plan;
     const ctx: ResponseContext = {
-      tx, req, plan, inDialog, onOutcome: d.onOutcome, onFinal: d.onFinal, onRinging: d.onRinging,
+      tx, req, plan, inDialog, onOutcome: d.onOutcome, onFinal: d.onFinal, onRinging: d.onRinging, onAnswered: d.onAnswered,
       next: isInvite && !inDialog ? d.next : undefined, continuing: false,
       isInvite,
       log: new LazyChildLogger(this.o.log, { callId: req.callId }),
@@ -458,6 +466,10 @@ export class ProxyCore implements TransactionUser {
       if (first) {
         ctx.finalSent = true;
         ctx.stopNew = true;
+        const answered = ctx.onAnswered;
+        if (answered && ctx.isInvite && !ctx.inDialog) {
+          callSafely(ctx.log, 'onAnswered', () => answered(dialogFromAnswer(ctx.req, res, branch.target.dest, (u) => this.o.interfaces.isLocalUri(u))));
+        }
         this.notifyFinal(ctx, status);
         // §16.7 step 10: "the proxy MUST generate a CANCEL request for all pending client transactions".
         for (const b of ctx.branches) if (!b.done) { this.cancelBranch(b); this.endBranch(b, 487, 'cancelled'); }
@@ -638,6 +650,7 @@ export class ProxyCore implements TransactionUser {
       ctx.next = c.next;
       if (c.onOutcome) ctx.onOutcome = c.onOutcome;
       if (c.onFinal) ctx.onFinal = c.onFinal;
+      if (c.onAnswered) ctx.onAnswered = c.onAnswered;
       ctx.groupIndex = -1;
       ctx.best = undefined;
       ctx.challenges = [];
@@ -717,6 +730,58 @@ export class ProxyCore implements TransactionUser {
     const res = createResponse(tx.request, status, reason, { toTag: status > 100 ? generateTag() : undefined });
     for (const [n, v] of headers ?? []) res.append(n, v);
     tx.respond(res);
+  }
+
+  // ---- ending a dialog ------------------------------------------------
+
+  /**
+   * Stops an unanswered INVITE of this Call-ID as a CANCEL from the caller
+   * would (§16.10): its pending branches are cancelled and the caller gets
+   * 487. False when no such call is pending here (answered, ended, or still
+   * being routed). A linear scan: an administrator's action, not per call.
+   */
+  abort(callId: string): boolean {
+    for (const ctx of this.contexts.values()) {
+      if (!ctx.isInvite || ctx.inDialog || ctx.finalSent || ctx.req.callId !== callId) continue;
+      ctx.cancelled = true;
+      ctx.stopNew = true;
+      for (const b of ctx.branches) if (!b.done) this.cancelBranch(b);
+      // Do not wait for the 487s of the branches: the caller is told at once.
+      for (const b of ctx.branches) if (!b.done) this.endBranch(b, 487, 'cancelled');
+      this.checkProgress(ctx);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Ends an answered call from the middle: a BYE to each party on the
+   * other's behalf (the dialog state of dialogFromAnswer, kept current by
+   * observeInDialog). Each BYE is its own non-INVITE client transaction
+   * (§17.1.2: retransmitted over UDP, Timer F). Resolves with the final
+   * status each party answered (408 on timeout, 503 when unreachable); 481
+   * means that party had already left the dialog.
+   */
+  hangUp(dialog: ProxiedDialog, reason?: ByeReason): Promise<{ caller: number; callee: number }> {
+    const one = (to: 'caller' | 'callee'): Promise<number> => new Promise((resolve) => {
+      let bye;
+      try {
+        bye = byeTowards(dialog, to, reason);
+      } catch (err) {
+        this.o.log.warn({ err, callId: dialog.callId, to }, 'cannot build a BYE for this dialog');
+        return resolve(503);
+      }
+      const { bye: req, hop, dest } = bye;
+      this.resolveThen(hop, dest, (d) => {
+        this.pushVia(req, d.transport, generateBranch());
+        this.layer.sendRequest(req, d, {
+          onResponse: (res) => { if (res.status >= 200) resolve(res.status); },
+          onTimeout: () => resolve(408),
+          onTransportError: () => resolve(503),
+        });
+      }, () => resolve(503));
+    });
+    return Promise.all([one('caller'), one('callee')]).then(([caller, callee]) => ({ caller, callee }));
   }
 
   // ---- forwarding helpers ---------------------------------------------

@@ -92,7 +92,16 @@ export function callData(t: Test): CallData {
       cdrs, webhooks,
       dispatcher: { invalidate: (tenant) => { invalidated.push(tenant); } },
       metrics: { contentType: 'text/plain; version=0.0.4; charset=utf-8', render: async () => '# HELP dialplane_calls_total Calls ended\ndialplane_calls_total{disposition="answered"} 3\n' },
-      calls: { list: () => active },
+      calls: {
+        list: () => active,
+        // A stand-in for the tracker: an answered call is ended (BYEs answered 200/481), a ringing one stopped.
+        hangUp: async (tenant, callId) => {
+          const i = active.findIndex((c) => c.callId === callId && c.tenant === tenant);
+          if (i < 0) return { state: 'unknown' };
+          const [c] = active.splice(i, 1);
+          return c?.answeredAt !== undefined ? { state: 'answered', caller: 200, callee: 481 } : { state: 'ringing' };
+        },
+      },
     },
   };
 }

@@ -141,7 +141,22 @@ t.test('GET /calls: the tenant\'s calls in progress only', async (t) => {
   t.equal(r.statusCode, 200);
   t.same((r.json() as { items: CallRecord[] }).items.map((c) => c.callId), ['call-acme-1', 'call-acme-2'], 'oldest first, no other tenant');
   t.equal((await a.call('GET', '/v1/tenants/nobody/calls')).statusCode, 404);
-  t.equal((await a.call('DELETE', '/v1/tenants/acme/calls/call-acme-1')).statusCode, 404, 'no hang-up route');
+});
+
+t.test('DELETE /calls/{id}: hangs up a call of the tenant, never another tenant\'s', async (t) => {
+  const { a, data } = await setup(t);
+  const live = (tenant: string, n: number, answered: boolean): CallRecord => ({ ...cdr(tenant, n), endedAt: undefined, disposition: undefined, ...(answered ? {} : { answeredAt: undefined }) } as CallRecord);
+  data.active.push(live('acme', 1, true), live('acme', 2, false), live('other', 3, true));
+  t.equal((await a.call('DELETE', '/v1/tenants/acme/calls/call-other-3')).statusCode, 404, 'another tenant\'s call is not found');
+  t.equal((await a.call('DELETE', '/v1/tenants/acme/calls/nonexistent')).statusCode, 404);
+  const r = await a.call('DELETE', '/v1/tenants/acme/calls/call-acme-1');
+  t.equal(r.statusCode, 200);
+  t.same(r.json(), { callId: 'call-acme-1', ended: true, state: 'answered', byeResponses: { caller: 200, callee: 481 } });
+  t.same((await a.call('DELETE', '/v1/tenants/acme/calls/call-acme-2')).json(), { callId: 'call-acme-2', ended: true, state: 'ringing' });
+  t.equal((await a.call('DELETE', '/v1/tenants/acme/calls/call-acme-1')).statusCode, 404, 'gone once ended');
+  t.same(data.active.map((c) => c.callId), ['call-other-3']);
+  const encoded = encodeURIComponent('a@b;c');
+  t.equal((await a.call('DELETE', `/v1/tenants/acme/calls/${encoded}`)).statusCode, 404, 'Call-IDs with @ and ; are path parameters');
 });
 
 t.test('webhooks: CRUD, secret write-only, validation naming the field, dispatcher told', async (t) => {

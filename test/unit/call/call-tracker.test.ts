@@ -4,7 +4,10 @@
  */
 import t from 'tap';
 import { CallTracker, type CallRecord } from '../../../src/call/call-tracker.js';
+import type { SipRequest } from '../../../src/sip/message/message.js';
+import type { ProxiedDialog } from '../../../src/sip/proxy/proxied-dialog.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
+import { makeRequest } from '../../helpers/sip-builders.js';
 import { RecordingLogger } from '../../helpers/recording-logger.js';
 
 function rec(callId: string, tenant = 'a'): CallRecord {
@@ -113,4 +116,60 @@ t.test('no limit: counted, never refused; the same Call-ID routed twice (a spira
   for (let i = 0; i < 50; i++) t.ok(tr.start(rec(`c${i}`), undefined));
   t.ok(tr.start(rec('c1'), 1), 'the same call again');
   t.equal(tr.count('a'), 50);
+});
+
+function dialog(callId: string): ProxiedDialog {
+  return {
+    callId, callerTag: 'ct', calleeTag: 'et',
+    caller: { identity: '<sip:13800000000@carrier>;tag=ct', target: 'sip:13800000000@127.0.0.2', route: [], cseq: 5 },
+    callee: { identity: '<sip:1001@demo>;tag=et', target: 'sip:1001@127.0.0.1:5070', route: [], cseq: 0 },
+  };
+}
+
+function inDialog(method: string, callId: string, fromTag: string, cseq: number, contact?: string): SipRequest {
+  return makeRequest(method, { callId, fromTag, toTag: fromTag === 'ct' ? 'et' : 'ct', cseq, ...(contact ? { headers: [`Contact: <${contact}>`] } : {}) });
+}
+
+t.test('hang-up of an answered call: its own tenant only; BYEs through the ender; the record ends at once with endedBy admin', async (t) => {
+  const { tr, ended } = tracker();
+  tr.start(rec('c1'), undefined);
+  tr.final('c1', 200);
+  const d = dialog('c1');
+  tr.answeredDialog('c1', d);
+  tr.inDialog(inDialog('INVITE', 'c1', 'ct', 6, 'sip:13800000000@127.0.0.3'));
+  tr.inDialog(inDialog('INFO', 'c1', 'et', 3));
+  t.equal(d.caller.cseq, 6, 'the caller\'s re-INVITE raised its CSeq');
+  t.equal(d.caller.target, 'sip:13800000000@127.0.0.3', 'and refreshed its target');
+  t.equal(d.callee.cseq, 3);
+  const sent: ProxiedDialog[] = [];
+  const ender = { hangUp: async (x: ProxiedDialog) => { sent.push(x); return { caller: 200, callee: 200 }; }, abort: () => false };
+  t.same(await tr.hangUp('b', 'c1', ender), { state: 'unknown' }, 'another tenant cannot end it');
+  t.same(sent, []);
+  t.same(await tr.hangUp('a', 'c1', ender), { state: 'answered', caller: 200, callee: 200 });
+  t.same(sent, [d]);
+  t.equal(tr.count('a'), 0);
+  t.match(ended[0], { disposition: 'answered', endedBy: 'admin' });
+  t.same(await tr.hangUp('a', 'c1', ender), { state: 'unknown' }, 'ended');
+  tr.inDialog(inDialog('BYE', 'c1', 'ct', 7));
+  t.equal(ended.length, 1, 'the phone\'s own late BYE ends nothing twice');
+});
+
+t.test('hang-up of a ringing call: the proxy aborts it and its record says rejected by admin; no dialog, no abort → not addressable', async (t) => {
+  const { tr, ended } = tracker();
+  tr.start(rec('c1'), undefined);
+  tr.ringing('c1');
+  const aborted: string[] = [];
+  t.same(await tr.hangUp('a', 'c1', { hangUp: async () => ({ caller: 0, callee: 0 }), abort: (id) => { aborted.push(id); tr.final(id, 487); return true; } }), { state: 'ringing' });
+  t.same(aborted, ['c1']);
+  t.match(ended[0], { disposition: 'rejected', endedBy: 'admin', finalStatus: 487 });
+
+  tr.start(rec('c2'), undefined);
+  t.same(await tr.hangUp('a', 'c2', { hangUp: async () => ({ caller: 0, callee: 0 }), abort: () => false }), { state: 'not-addressable' }, 'still being routed');
+  tr.final('c2', 486);
+  t.match(ended[1], { disposition: 'busy', endedBy: 'final' }, 'a refused abort leaves no admin mark');
+  tr.start(rec('c3'), undefined);
+  tr.final('c3', 200);
+  tr.answeredDialog('c3', undefined);
+  t.same(await tr.hangUp('a', 'c3', { hangUp: async () => ({ caller: 0, callee: 0 }), abort: () => false }), { state: 'not-addressable' }, 'answered without an addressable dialog');
+  t.equal(tr.count('a'), 1);
 });

@@ -13,6 +13,7 @@ import t, { type Test } from 'tap';
 import type { SipRequest, SipResponse, TransportName } from '../../../src/sip/message/message.js';
 import { parseUri } from '../../../src/sip/message/uri.js';
 import type { BranchOutcome, ForkPlan, ForkTarget } from '../../../src/sip/proxy/fork-plan.js';
+import type { ProxiedDialog } from '../../../src/sip/proxy/proxied-dialog.js';
 import { ProxyCore, type InitialRequestRouter, type ProxyInterfaces, type RoutingDecision } from '../../../src/sip/proxy/proxy-core.js';
 import { createResponse } from '../../../src/sip/transaction/create-response.js';
 import { TransactionLayer } from '../../../src/sip/transaction/transaction-layer.js';
@@ -1424,5 +1425,98 @@ t.test('onRinging is told once, at the first provisional forwarded to the caller
   h.reply(h.branch(2), 183);
   t.equal(rang, 1);
   h.reply(h.branch(2), 200);
+  clean(t, h);
+});
+
+// ---- ending a call from the middle (administrator hang-up) -----------------
+
+t.test('hang-up: the answered dialog as the proxy sees it; a BYE to each party on the other\'s behalf, with the route set beyond us, tags swapped and a CSeq above the sender\'s', async (t) => {
+  const dialogs: Array<ProxiedDialog | undefined> = [];
+  const h = makeProxy({ router: () => ({ action: 'fork', plan: { groups: [{ targets: [target(7)] }] }, onAnswered: (d) => dialogs.push(d) }) });
+  // The caller came through an edge proxy that Record-Routed (below us in the list, nearer the caller).
+  const inv = callerInvite({ headers: ['Contact: <sip:alice@192.0.2.10:5070>', 'Record-Route: <sip:192.0.2.50;lr>'] });
+  h.receive(inv);
+  const fwd = h.branch(7);
+  h.reply(fwd, 180);
+  t.same(dialogs, [], 'not before the answer');
+  h.reply(fwd, 200, { toTag: 'callee-tag', headers: [['Contact', '<sip:ext7@198.51.100.7:5062;transport=udp>']] });
+  t.equal(dialogs.length, 1, 'told once, at the answer');
+  const d = dialogs[0];
+  if (!d) throw new Error('no dialog');
+  t.match(d, {
+    callId: inv.callId, callerTag: 'from-tag-1', calleeTag: 'callee-tag',
+    caller: { target: 'sip:alice@192.0.2.10:5070', route: ['<sip:192.0.2.50;lr>'], cseq: 10 },
+    callee: { target: 'sip:ext7@198.51.100.7:5062;transport=udp', route: [], cseq: 0 },
+  });
+  t.equal(d.caller.dest, undefined, 'the caller is reached through its route, not its source');
+  t.match(d.callee.identity, /;tag=callee-tag$/);
+  h.receive(makeRequest('ACK', { uri: 'sip:ext7@198.51.100.7:5062;transport=udp', callId: inv.callId, cseq: 10, toTag: 'callee-tag', routes: [ourRoute('udp')], branch: 'z9hG4bK-ack-1' }));
+
+  const done = h.proxy.hangUp(d, { cause: 200, text: 'Call terminated by the administrator' });
+  const byes = h.sent('BYE');
+  t.equal(byes.length, 2, 'one BYE per party');
+  const toCaller = byes.find((b) => b.dest.address === '192.0.2.50');
+  const toCallee = byes.find((b) => b.dest.address === addr(7));
+  if (!toCaller || !toCallee) throw new Error('BYEs not where expected');
+  t.equal(toCaller.req.uri.toString(), 'sip:alice@192.0.2.10:5070', 'to the caller: its Contact as Request-URI');
+  t.same(toCaller.req.getAll('route'), ['<sip:192.0.2.50;lr>'], 'through the edge proxy it came by');
+  t.equal(toCaller.req.from.tag, 'callee-tag', 'From: the callee, with its tag');
+  t.equal(toCaller.req.to.tag, 'from-tag-1', 'To: the caller, with its tag');
+  t.same(toCaller.req.cseq, { seq: 1, method: 'BYE' }, 'the callee had sent nothing: any CSeq will do');
+  t.equal(toCallee.dest.port, 5062, 'to the callee: where its Contact says');
+  t.same(toCallee.req.getAll('route'), [], 'nothing beyond us towards the callee');
+  t.equal(toCallee.req.from.tag, 'from-tag-1');
+  t.equal(toCallee.req.to.tag, 'callee-tag');
+  t.same(toCallee.req.cseq, { seq: 11, method: 'BYE' }, 'above the caller\'s INVITE (CSeq 10)');
+  t.equal(toCallee.req.callId, inv.callId);
+  t.equal(toCallee.req.get('reason'), 'SIP;cause=200;text="Call terminated by the administrator"', 'RFC 3326 Reason');
+  t.equal(toCallee.req.vias.length, 1, 'a request of our own: one Via, ours');
+  t.equal(toCallee.req.topVia.host, PROXY_HOST);
+  h.reply(toCaller, 200);
+  h.reply(toCallee, 481);
+  t.same(await done, { caller: 200, callee: 481 }, 'what each party answered');
+  clean(t, h);
+});
+
+t.test('hang-up: with no route beyond us the BYE goes where the party\'s packets came from (NAT), and an unanswered party is reported as 408 after Timer F', async (t) => {
+  const dialogs: Array<ProxiedDialog | undefined> = [];
+  const flow: Destination = { transport: 'udp', address: '203.0.113.9', port: 40000 };
+  const h = makeProxy({ router: () => ({ action: 'fork', plan: { groups: [{ targets: [target(7, { dest: flow })] }] }, onAnswered: (d) => dialogs.push(d) }) });
+  // A Contact with a private address, as a phone behind NAT writes it.
+  h.receive(callerInvite({ headers: ['Contact: <sip:alice@10.0.0.5:5060>'] }));
+  const fwd = h.invites()[0];
+  if (!fwd) throw new Error('nothing forwarded');
+  h.reply(fwd, 200, { toTag: 'callee-tag', headers: [['Contact', '<sip:ext7@192.168.1.20:5060>']] });
+  const d = dialogs[0];
+  if (!d) throw new Error('no dialog');
+  t.same(d.caller.dest, { transport: 'udp', address: '192.0.2.10', port: 5060 }, 'the caller\'s source address');
+  t.same(d.callee.dest, flow, 'the callee\'s registered flow');
+  const done = h.proxy.hangUp(d);
+  const byes = h.sent('BYE');
+  t.same(byes.map((b) => `${b.dest.address}:${b.dest.port}`).sort(), ['192.0.2.10:5060', '203.0.113.9:40000']);
+  t.equal(byes[0]?.req.get('reason'), undefined, 'no Reason unless given');
+  const toCaller = byes.find((b) => b.dest.address === '192.0.2.10');
+  if (!toCaller) throw new Error('no BYE to the caller');
+  h.reply(toCaller, 200);
+  h.advance(64 * T1);
+  t.same(await done, { caller: 200, callee: 408 });
+  clean(t, h);
+});
+
+t.test('hang-up of a ringing call: abort() cancels the branches and answers the caller 487 at once; nothing to abort afterwards', async (t) => {
+  const h = makeProxy({ plan: { groups: [{ targets: [target(7), target(8)] }] } });
+  const inv = callerInvite();
+  h.receive(inv);
+  h.reply(h.branch(7), 180);
+  t.equal(h.proxy.abort('no-such-call'), false);
+  t.equal(h.proxy.abort(inv.callId), true);
+  t.same(h.upstreamFinals().map((f) => f.status), [487], 'the caller is told at once');
+  t.same(h.cancels().map((c) => c.dest.address), [addr(7)], '§9.1: CANCEL where a provisional came');
+  h.reply(h.branch(8), 180);
+  t.same(h.cancels().map((c) => c.dest.address).sort(), [addr(7), addr(8)], 'and once the other one rings');
+  t.same(h.finals, [487]);
+  t.equal(h.proxy.abort(inv.callId), false, 'nothing left to stop');
+  h.reply(h.branch(7), 487);
+  h.reply(h.branch(8), 487);
   clean(t, h);
 });
