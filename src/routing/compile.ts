@@ -184,6 +184,8 @@ export interface CompiledTenant {
   readonly ivrMenus: ReadonlyMap<string, CompiledMenu>;
   readonly routes: ReadonlyMap<string, CompiledRoute>;
   readonly outboundCallerId: PhoneNumber | undefined;
+  /** numberKey of a ported mobile → current carrier, as this tenant knows it (before the global table). */
+  readonly ported: ReadonlyMap<string, string>;
   readonly stats: { readonly numbers: number; readonly numberBlocks: number; readonly routes: number; readonly rules: number; readonly extensions: number };
 }
 
@@ -298,6 +300,7 @@ class TenantCompiler {
       ivrMenus: this.menus,
       routes,
       outboundCallerId: d.outboundCallerId !== undefined ? normalizeNumber(d.outboundCallerId, this.parseOpts) : undefined,
+      ported: new Map((d.ported ?? []).map((p) => [numberKey(normalizeNumber(p.number, this.parseOpts)), p.carrier])),
       stats: { numbers: exact.size, numberBlocks: blocks.size, routes: routes.size, rules: this.rules, extensions: this.extensions.size },
     };
   }

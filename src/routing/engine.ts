@@ -568,7 +568,8 @@ class Evaluator implements ConditionInput {
     const digits = n.e164?.slice(1);
     let carrier: ExternalTarget['carrier'];
     if (n.class === 'mobile' && digits !== undefined) {
-      const ported = this.global.ported.get(digits);
+      // The tenant's own knowledge first: it may be fresher than the operator's import.
+      const ported = this.t.ported.get(digits) ?? this.global.ported.get(digits);
       if (ported !== undefined) carrier = { id: ported, source: 'ported' };
       else {
         const seg = this.global.segments.longest(digits);

@@ -54,6 +54,12 @@ export interface TenantDocument {
   outboundGateways?: OutboundGateway[];
   ivrMenus?: IvrMenu[];
   routes?: Route[];
+  /**
+   * Ported mobile numbers (携号转网) this tenant knows of (its staff's and
+   * customers' numbers), consulted before the operator's table of the
+   * global document: which carrier's gateway an outbound call prefers.
+   */
+  ported?: Array<{ number: string; carrier: string }>;
 }
 
 export interface TenantDefaults {

@@ -144,6 +144,13 @@ export function checkTenantReferences(doc: TenantDocument): ValidationIssue[] {
   });
   bl?.prefixes?.forEach((p, i) => prefixOrReport(p, `/blacklist/prefixes/${i}`, report));
 
+  // 携号转网 applies to mobile numbers only (a landline's carrier is its area's).
+  doc.ported?.forEach((p, i) => {
+    const r = parseNumber(p.number, parseOpts);
+    if (!r.ok) report(`/ported/${i}/number`, r.error);
+    else if (r.number.class !== 'mobile') report(`/ported/${i}/number`, `${p.number} is not a mobile number`);
+  });
+
   const overrides = new Map<string, number>();
   (doc.regionOverrides ?? []).forEach((o, i) => {
     const p = prefixOrReport(o.prefix, `/regionOverrides/${i}/prefix`, report);

@@ -326,6 +326,11 @@ export const TENANT_SCHEMA = {
     outboundGateways: list(ref('outboundGateway'), 100),
     ivrMenus: list(ref('ivrMenu'), 1000),
     routes: list(ref('route'), 20000),
+    ported: list({
+      type: 'object', additionalProperties: false, required: ['number', 'carrier'],
+      description: 'Ported mobile numbers (携号转网) this tenant knows of, consulted before the operator\'s table',
+      properties: { number: ref('phoneNumber'), carrier: ref('carrier') },
+    }, 100000),
   },
   $defs: { ...COMMON_DEFS, ...DOCUMENT_DEFS },
 } as const;

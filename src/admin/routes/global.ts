@@ -15,14 +15,15 @@
  * (validateGlobal) before anything is written: all or nothing.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { numberKey, parseNumber, validateGlobal, type GlobalDocument } from '../../routing/index.js';
+import { numberKey, parseNumber, validateGlobal, type GlobalDocument, type TenantDocument } from '../../routing/index.js';
 import { TenantStoreConflict } from '../../store/tenant-store.js';
 import { tenantVersionPrecondition, type AdminContext } from '../context.js';
 import { AdminError, notFound, type AdminIssue } from '../errors.js';
+import { paramsSchema } from './collections.js';
 
 const ATTEMPTS = 6;
 
-interface PortedEntry { number: string; carrier: string }
+export interface PortedEntry { number: string; carrier: string }
 
 const ENTRY_SCHEMA = {
   type: 'object', additionalProperties: false, required: ['number', 'carrier'],
@@ -82,27 +83,101 @@ export function registerGlobalRoutes(app: FastifyInstance, ctx: AdminContext): v
     return { ...r.doc, version: String(r.version) };
   });
 
-  app.get('/v1/portability', {
-    config: { access: 'operator' },
-    schema: { tags, summary: 'The current carrier of a ported number', querystring: { type: 'object', additionalProperties: false, required: ['number'], properties: { number: { type: 'string', minLength: 3, maxLength: 32 } } } },
+  // A tenant's own table (TenantDocument.ported), consulted before the operator's.
+  registerPortabilityRoutes(app, {
+    url: '/v1/tenants/:tenant/portability', tags: ['portability'], readAccess: 'tenant-read', writeAccess: 'tenant-write',
+    params: (paramsSchema() as { properties: Record<string, unknown> }).properties,
+    bodyLimit: ctx.deps.importBodyLimit ?? 32 * 1024 * 1024, maxEntries: 100_000,
+    read: async (req) => {
+      const cur = await ctx.readTenant((req.params as { tenant: string }).tenant);
+      return { table: cur.doc.ported ?? [], version: String(cur.version) };
+    },
+    edit: async (req, change) => {
+      const tenant = (req.params as { tenant: string }).tenant;
+      const r = await ctx.writeTenant(tenant, (doc) => {
+        if (!doc) throw notFound(`tenant ${tenant}`);
+        const ported = change(doc.ported ?? []);
+        const next: TenantDocument = { ...doc, ported };
+        if (ported.length === 0) delete next.ported;
+        return { doc: next, result: undefined };
+      }, tenantVersionPrecondition(req) !== undefined ? { ifTenantVersion: tenantVersionPrecondition(req) as number } : {});
+      return { total: r.doc.ported?.length ?? 0, version: String(r.version) };
+    },
+  });
+
+  registerPortabilityRoutes(app, {
+    url: '/v1/portability', tags, readAccess: 'operator', writeAccess: 'operator', params: undefined,
+    bodyLimit: ctx.deps.importBodyLimit ?? 32 * 1024 * 1024, maxEntries: 2_000_000,
+    read: async () => {
+      const g = await ctx.store(() => store.getGlobal());
+      return { table: g.doc.carriers?.ported ?? [], version: String(g.version) };
+    },
+    edit: async (req, change) => {
+      const r = await edit(req, (doc) => ({ ...doc, carriers: { ...(doc.carriers ?? {}), ported: change(doc.carriers?.ported ?? []) } }));
+      return { total: r.doc.carriers?.ported?.length ?? 0, version: String(r.version) };
+    },
+  });
+}
+
+/**
+ * One ported-number table behind the API: where it lives (the global
+ * document, or one tenant's), who may read and write it.
+ */
+export interface PortabilityTable {
+  url: string;
+  tags: string[];
+  readAccess: 'operator' | 'tenant-read';
+  writeAccess: 'operator' | 'tenant-write';
+  /** Path parameters besides `number` (the tenant's). */
+  params: Record<string, unknown> | undefined;
+  bodyLimit: number;
+  maxEntries: number;
+  read(req: FastifyRequest): Promise<{ table: readonly PortedEntry[]; version: string }>;
+  /** Applies `change` to the table in a compare-and-set write; `change` may run more than once. */
+  edit(req: FastifyRequest, change: (table: readonly PortedEntry[]) => PortedEntry[]): Promise<{ total: number; version: string }>;
+}
+
+/**
+ *   GET    {url}?number=...      the current carrier of one ported number
+ *   POST   {url}                 bulk import {entries:[{number,carrier}], mode:merge|replace}
+ *   DELETE {url}/{number}        a number ported back / no longer ported
+ */
+export function registerPortabilityRoutes(app: FastifyInstance, t: PortabilityTable): void {
+  const { tags } = t;
+  const extra = (t.params ?? {}) as Record<string, unknown>;
+  const params = (more: Record<string, unknown>): Record<string, unknown> | undefined => {
+    const properties = { ...extra, ...more };
+    return Object.keys(properties).length === 0 ? undefined : { type: 'object', additionalProperties: false, required: Object.keys(properties), properties };
+  };
+  const listParams = params({});
+  const numberParams = params({ number: { type: 'string', minLength: 3, maxLength: 32 } });
+
+  app.get(t.url, {
+    config: { access: t.readAccess },
+    schema: {
+      tags, summary: 'The current carrier of a ported number',
+      ...(listParams ? { params: listParams } : {}),
+      querystring: { type: 'object', additionalProperties: false, required: ['number'], properties: { number: { type: 'string', minLength: 3, maxLength: 32 } } },
+    },
   }, async (req) => {
     const { number } = req.query as { number: string };
     const key = keyOf(number);
     if (key === undefined) throw new AdminError('DP_ADMIN_VALIDATION', 'number is not a readable phone number', { issues: [{ in: 'query', path: '/number', message: 'not a readable phone number' }] });
-    const g = await ctx.store(() => store.getGlobal());
-    const hit = (g.doc.carriers?.ported ?? []).find((p) => keyOf(p.number) === key);
+    const { table, version } = await t.read(req);
+    const hit = table.find((p) => keyOf(p.number) === key);
     if (!hit) throw notFound(`ported number ${number}`);
-    return { number: hit.number, carrier: hit.carrier, version: String(g.version) };
+    return { number: hit.number, carrier: hit.carrier, version };
   });
 
-  app.post('/v1/portability', {
-    config: { access: 'operator' },
-    bodyLimit: ctx.deps.importBodyLimit ?? 32 * 1024 * 1024,
+  app.post(t.url, {
+    config: { access: t.writeAccess },
+    bodyLimit: t.bodyLimit,
     schema: {
       tags, summary: 'Bulk import of ported numbers (merge or replace the table)',
+      ...(listParams ? { params: listParams } : {}),
       body: {
         type: 'object', additionalProperties: false, required: ['entries'],
-        properties: { entries: { type: 'array', maxItems: 2_000_000, items: ENTRY_SCHEMA }, mode: { enum: ['merge', 'replace'] } },
+        properties: { entries: { type: 'array', maxItems: t.maxEntries, items: ENTRY_SCHEMA }, mode: { enum: ['merge', 'replace'] } },
       },
     },
   }, async (req) => {
@@ -118,35 +193,34 @@ export function registerGlobalRoutes(app: FastifyInstance, ctx: AdminContext): v
     if (issues.length > 0) throw new AdminError('DP_ADMIN_VALIDATION', `${issues.length} unreadable number(s)`, { issues: issues.slice(0, 100) });
     let added = 0;
     let updated = 0;
-    const r = await edit(req, (doc) => {
+    const r = await t.edit(req, (current) => {
       added = 0;
       updated = 0;
       const table = new Map<string, PortedEntry>();
-      if (mode === 'merge') for (const p of doc.carriers?.ported ?? []) table.set(keyOf(p.number) ?? p.number, p);
+      if (mode === 'merge') for (const p of current) table.set(keyOf(p.number) ?? p.number, p);
       for (const [key, e] of incoming) {
         const prev = table.get(key);
         if (!prev) added++;
         else if (prev.carrier !== e.carrier) updated++;
         table.set(key, { number: e.number, carrier: e.carrier });
       }
-      return { ...doc, carriers: { ...(doc.carriers ?? {}), ported: [...table.values()] } };
+      return [...table.values()];
     });
-    return { mode, added, updated, total: r.doc.carriers?.ported?.length ?? 0, version: String(r.version) };
+    return { mode, added, updated, total: r.total, version: r.version };
   });
 
-  app.delete('/v1/portability/:number', {
-    config: { access: 'operator' },
-    schema: { tags, summary: 'Remove a number from the ported table', params: { type: 'object', required: ['number'], properties: { number: { type: 'string', minLength: 3, maxLength: 32 } } } },
+  app.delete(`${t.url}/:number`, {
+    config: { access: t.writeAccess },
+    schema: { tags, summary: 'Remove a number from the ported table', params: numberParams },
   }, async (req, reply) => {
     const { number } = req.params as { number: string };
     const key = keyOf(number);
     if (key === undefined) throw notFound(`ported number ${number}`);
     let found = false;
-    await edit(req, (doc) => {
-      const before = doc.carriers?.ported ?? [];
-      const after = before.filter((p) => keyOf(p.number) !== key);
-      found = after.length !== before.length;
-      return { ...doc, carriers: { ...(doc.carriers ?? {}), ported: after } };
+    await t.edit(req, (current) => {
+      const after = current.filter((p) => keyOf(p.number) !== key);
+      found = after.length !== current.length;
+      return after;
     });
     if (!found) throw notFound(`ported number ${number}`);
     return reply.code(204).send();

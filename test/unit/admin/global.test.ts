@@ -71,3 +71,29 @@ t.test('the tenant cache (hence the engine) sees a ported number’s new carrier
   await a.cache.verify();
   t.equal(a.cache.global().compiled.ported.size, 1);
 });
+
+t.test('a tenant\'s own portability table: its key imports, looks up and deletes; another tenant sees nothing; a landline is refused naming the field', async (t) => {
+  const a = await startAdmin(t, embedded);
+  t.equal((await a.call('PUT', '/v1/tenants/acme', { body: {} })).statusCode, 201);
+  t.equal((await a.call('PUT', '/v1/tenants/other', { body: {} })).statusCode, 201);
+  const key = ((await a.call('POST', '/v1/tenants/acme/api-keys', { body: {} })).json() as { key: string }).key;
+  const otherKey = ((await a.call('POST', '/v1/tenants/other/api-keys', { body: {} })).json() as { key: string }).key;
+  const r1 = await a.call('POST', '/v1/tenants/acme/portability', { auth: key, body: { entries: [{ number: '13800138000', carrier: 'ctcc' }, { number: '+8613900139000', carrier: 'cucc' }] } });
+  t.equal(r1.statusCode, 200, r1.body);
+  t.match(r1.json(), { mode: 'merge', added: 2, updated: 0, total: 2 });
+  t.match((await a.call('GET', '/v1/tenants/acme/portability?number=0086%20138%200013%208000', { auth: key })).json(), { number: '13800138000', carrier: 'ctcc' });
+  t.equal((await a.call('GET', '/v1/portability?number=13800138000')).statusCode, 404, 'not in the operator\'s table');
+  t.equal((await a.call('GET', '/v1/tenants/acme/portability?number=13800138000', { auth: otherKey })).statusCode, 404, 'another tenant\'s key');
+  t.equal((await a.call('POST', '/v1/tenants/acme/portability', { auth: otherKey, body: { entries: [] } })).statusCode, 404);
+  const landline = await a.call('POST', '/v1/tenants/acme/portability', { auth: key, body: { entries: [{ number: '02166668888', carrier: 'ctcc' }] } });
+  t.equal(landline.statusCode, 422);
+  t.match(landline.json(), { error: { issues: [{ path: '/ported/2/number', message: /not a mobile number/ }] } });
+  const doc = (await a.call('GET', '/v1/tenants/acme/export', { auth: key })).json() as { ported: unknown[] };
+  t.same(doc.ported, [{ number: '13800138000', carrier: 'ctcc' }, { number: '+8613900139000', carrier: 'cucc' }], 'part of the tenant document (export/import)');
+  t.equal((await a.call('DELETE', '/v1/tenants/acme/portability/13800138000', { auth: key })).statusCode, 204);
+  t.equal((await a.call('DELETE', '/v1/tenants/acme/portability/13800138000', { auth: key })).statusCode, 404);
+  const replaced = await a.call('POST', '/v1/tenants/acme/portability', { auth: key, body: { mode: 'replace', entries: [] } });
+  t.match(replaced.json(), { total: 0 });
+  t.equal(((await a.call('GET', '/v1/tenants/acme/export', { auth: key })).json() as { ported?: unknown }).ported, undefined, 'an empty table leaves no field');
+  await a.cache.verify();
+});

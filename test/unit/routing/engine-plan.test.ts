@@ -169,6 +169,20 @@ t.test('gateway order: the callee\'s carrier first (ported beats segment), then 
     kind: 'external', number: '+8613812345678', timeoutMs: 20000,
     gateways: ['cheap', 'cmcc', 'ctcc'].map((g, i) => ({ gateway: g, host: `${'abc'[i] ?? ''}.example.invalid`, port: 5060, transport: 'udp', dial: '13812345678', callerId: '13812345678' })),
   }, 'without carrier data: priority order, no carrier');
+
+  // The tenant's own portability table wins over the operator's (it may know of a port the operator's import has not caught up with).
+  const own = compileTenant(tenantDoc({
+    outboundGateways: [
+      { id: 'cheap', host: 'a.example.invalid', priority: 1 },
+      { id: 'cmcc', host: 'b.example.invalid', priority: 5, carriers: ['cmcc'] },
+      { id: 'ctcc', host: 'c.example.invalid', priority: 5, carriers: ['ctcc'] },
+    ],
+    ported: [{ number: '+8613812340000', carrier: 'cmcc' }, { number: '13812345678', carrier: 'ctcc' }],
+    routes: [route('main', [{ kind: 'ring', strategy: 'sequential', targets: [{ number: '13812345678' }, { number: '13812340000' }] }])],
+  }));
+  const mine = ring(evaluate(own, facts(), { global })).groups.map((g) => g.targets[0]);
+  t.match(mine[0], { carrier: { id: 'ctcc', source: 'ported' }, gateways: [{ gateway: 'ctcc' }] }, 'ported by the tenant\'s table, where the global one knows only the segment');
+  t.match(mine[1], { carrier: { id: 'cmcc', source: 'ported' }, gateways: [{ gateway: 'cmcc' }] }, 'the tenant\'s table beats the global one');
 });
 
 t.test('plans are plain JSON', async (t) => {
