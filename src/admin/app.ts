@@ -25,6 +25,7 @@ import { registerCollectionRoutes } from './routes/collections.js';
 import { registerRegistrationRoutes } from './routes/registrations.js';
 import { registerSimulateRoute } from './routes/simulate.js';
 import { registerTenantRoutes } from './routes/tenants.js';
+import { documentResponses, ERROR_SCHEMA } from './openapi.js';
 import { registerGlobalRoutes } from './routes/global.js';
 import { sharedSchemas } from './schemas.js';
 
@@ -110,12 +111,15 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    // Responses are documented here, not on the routes (see openapi.ts: a route's response schema would filter what it sends).
+    transform: ({ schema, url, route }) => ({ schema: documentResponses(schema as Record<string, unknown>, route) ?? schema, url }),
     // Shared schemas keep their ids as component names (dp.extension, dp.route...).
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   for (const s of sharedSchemas()) app.addSchema(s);
+  app.addSchema(ERROR_SCHEMA);
 
   app.addHook('onRequest', resolvePrincipal(ctx));
   await app.register(rateLimit, {

@@ -543,6 +543,25 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
     const spec = docs.json() as { paths: Record<string, unknown>; components: { schemas: Record<string, unknown> } };
     t.ok(spec.paths['/v1/tenants/{tenant}/extensions/{ext}'], 'paths');
     t.ok(spec.components.schemas['dp.extensionInput'] && spec.components.schemas['dp.route'], 'the routing schemas are components');
+    type Op = { responses: Record<string, { description?: string; content?: Record<string, { schema: Record<string, unknown> }> }> };
+    const op = (path: string, method: string): Op => (spec.paths[path] as Record<string, Op>)[method] as Op;
+    const one = op('/v1/tenants/{tenant}/extensions/{ext}', 'get');
+    t.same(Object.keys(one.responses).sort(), ['200', '400', '401', '403', '404', '429', '503'], 'GET one: success and the errors it can answer');
+    const body = JSON.stringify(one.responses['200']?.content?.['application/json']?.schema ?? {});
+    t.match(body, /hasPassword/, 'the success body is the extension as shown');
+    t.notMatch(body, /"password"/, 'which never includes the password');
+    t.match(JSON.stringify(one.responses['404']), /DP_ADMIN_VALIDATION|error/, 'errors have their schema');
+    const put = op('/v1/tenants/{tenant}/routes/{id}', 'put');
+    t.same(Object.keys(put.responses).sort(), ['200', '201', '400', '401', '403', '404', '412', '413', '415', '422', '429', '503']);
+    t.same(Object.keys(op('/v1/tenants/{tenant}/routes/{id}', 'delete').responses).sort(), ['204', '400', '401', '403', '404', '412', '422', '429', '503']);
+    t.match(JSON.stringify(op('/v1/tenants/{tenant}/groups', 'get').responses['200']), /"items"/, 'lists are pages');
+    // Documenting responses must not filter what routes send (a response schema drives the serializer).
+    t.equal((await a.call('PUT', '/v1/tenants/acme', { body: {} })).statusCode, 201);
+    t.equal((await a.call('PUT', '/v1/tenants/acme/extensions/1001', { body: { password: 'password-1001', name: '张三' } })).statusCode, 201);
+    const ext = (await a.call('GET', '/v1/tenants/acme/extensions/1001')).json() as Record<string, unknown>;
+    t.match(ext, { number: '1001', name: '张三', hasPassword: true, version: String });
+    const stale = await a.call('PUT', '/v1/tenants/acme/extensions/1001', { body: { name: 'x' }, headers: { 'if-match': '"nope"' } });
+    t.match(stale.json(), { error: { code: 'DP_ADMIN_PRECONDITION', currentVersion: ext.version } }, 'error extras still reach the client');
     t.equal((await a.call('GET', '/docs', { auth: null })).statusCode, 200, 'browsable');
     t.equal((await a.call('GET', '/v1/nothing')).statusCode, 404);
   });
