@@ -41,6 +41,7 @@ import { RedisCdrStore } from './store/redis/cdr-store.js';
 import { RedisWebhookStore } from './store/redis/webhook-store.js';
 import { CdrWriter } from './cdr/cdr-writer.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhookUrlGuard } from './webhooks/url-guard.js';
 import { DialplaneMetrics } from './metrics/metrics.js';
 import type { Logger as PinoLogger } from 'pino';
 import { buildAdminApp } from './admin/app.js';
@@ -180,7 +181,12 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
   const webhooks: WebhookStore = redisClient ? new RedisWebhookStore({ redis: redisClient, prefix: config.redisPrefix }) : new EmbeddedWebhookStore();
   const cdrWriter = new CdrWriter({ store: cdrs, clock, log: log.child({ component: 'cdr' }) });
   cdrWriter.listen(tracker);
-  const dispatcher = new WebhookDispatcher({ store: webhooks, clock, log: log.child({ component: 'webhooks' }) });
+  // SSRF guard, shared by the admin API (registration) and the dispatcher
+  // (every delivery): private ranges refused unless DIALPLANE_WEBHOOK_ALLOW
+  // lets them through; this node's own addresses refused too (a webhook must
+  // not reach our admin or SIP ports through the public address).
+  const webhookUrlGuard = new WebhookUrlGuard({ allow: config.webhookAllow, selfAddresses: [...ourHosts] });
+  const dispatcher = new WebhookDispatcher({ store: webhooks, clock, log: log.child({ component: 'webhooks' }), guard: webhookUrlGuard });
   dispatcher.listen(tracker);
   metrics.setQueueSources({ cdr: () => cdrWriter.stats(), webhooks: () => dispatcher.stats() });
   // First of the closers, while Redis is still open: the writer flushes what it can.
@@ -236,7 +242,7 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     store: tenants, cache, keys: apiKeys, location, defaultRealm: p.realm, log: log.child({ component: 'admin' }),
     ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ready: () => !stopping, region: (n) => region.lookup(n),
-    cdrs, webhooks, dispatcher, metrics, calls: tracker,
+    cdrs, webhooks, dispatcher, webhookUrlGuard, metrics, calls: tracker,
   });
   await admin.listen({ port: config.httpPort, host: p.bind });
   closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close());
