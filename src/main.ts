@@ -175,10 +175,17 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
   const metrics = new DialplaneMetrics();
   metrics.trackCalls(tracker);
   redisClient?.on('error', () => metrics.countRedisError());
+  // Embedded: beside the tenant file, like the API keys: data/config.json →
+  // data/config.cdrs.jsonl (append-only, replayed at start) and data/config.webhooks.json.
+  const beside = (suffix: string): string | undefined => config.storeFile?.replace(/(\.json)?$/, suffix);
+  const storeLog = log.child({ component: 'store' });
+  const onWarning = (msg: string, err?: unknown): void => storeLog.warn(err === undefined ? {} : { err }, msg);
   const cdrs: CdrStore = redisClient
     ? new RedisCdrStore({ redis: redisClient, prefix: config.redisPrefix, retentionDays: config.cdrRetentionDays })
-    : new EmbeddedCdrStore({ retentionDays: config.cdrRetentionDays });
-  const webhooks: WebhookStore = redisClient ? new RedisWebhookStore({ redis: redisClient, prefix: config.redisPrefix }) : new EmbeddedWebhookStore();
+    : await EmbeddedCdrStore.open({ retentionDays: config.cdrRetentionDays, file: beside('.cdrs.jsonl'), onWarning });
+  const webhooks: WebhookStore = redisClient
+    ? new RedisWebhookStore({ redis: redisClient, prefix: config.redisPrefix })
+    : await EmbeddedWebhookStore.open({ file: beside('.webhooks.json'), onWarning });
   const cdrWriter = new CdrWriter({ store: cdrs, clock, log: log.child({ component: 'cdr' }) });
   cdrWriter.listen(tracker);
   // SSRF guard, shared by the admin API (registration) and the dispatcher
