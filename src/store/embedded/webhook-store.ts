@@ -255,15 +255,15 @@ function parseState(value: unknown): State {
         // The same checks as a put: the file cannot smuggle in what the API refuses.
         json = checkPut(tenant, config);
       } catch (err) {
-        throw new Error(`${what}: ${(err as Error).message}`);
+        throw new Error(`${what}: ${(err as Error).message}`, { cause: err });
       }
       if (config.id !== id) throw new Error(`${what}: the configuration's id differs`);
       if (!Array.isArray(entry.failures)) throw new Error(`${what}: "failures" is not an array`);
       const failures = (entry.failures as unknown[]).slice(0, MAX_FAILURES_PER_WEBHOOK).map((f, i) => {
         try {
           return encodeFailure(f as WebhookFailure);
-        } catch {
-          throw new Error(`${what}: failure ${i} is not a failure record`);
+        } catch (err) {
+          throw new Error(`${what}: failure ${i} is not a failure record`, { cause: err });
         }
       });
       hooks.set(id, { json, failures });
