@@ -22,6 +22,7 @@ import { EmbeddedTenantStore } from './store/embedded/tenant-store.js';
 import { RedisLocationStore } from './store/redis/location-store.js';
 import { RedisTenantStore } from './store/redis/tenant-store.js';
 import { createRedisClient, waitForRedisReady } from './store/redis/connect.js';
+import { adminRateLimitBackend } from './store/redis/admin-rate-limit.js';
 import { TenantCache } from './store/tenant-cache.js';
 import type { TenantStore } from './store/tenant-store.js';
 import { createCallExecutor } from './call/call-executor.js';
@@ -250,6 +251,8 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ready: () => !stopping, region: (n) => region.lookup(n),
     cdrs, webhooks, dispatcher, webhookUrlGuard, metrics, calls: tracker,
+    // Rate-limit counters shared by the cluster, under <prefix>admin-rate:.
+    ...(redisClient ? { sharedRateLimit: adminRateLimitBackend(redisClient, config.redisPrefix) } : {}),
   });
   await admin.listen({ port: config.httpPort, host: p.bind });
   closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close());

@@ -36,6 +36,11 @@ export interface AdminDeps {
   region?: RegionLookup;
   /** Requests per credential (or per address without one) per window. Default 600 per minute. */
   rateLimit?: { max: number; timeWindowMs: number };
+  /**
+   * Counters shared by every node (src/store/redis/admin-rate-limit.ts): an
+   * ioredis client, opaque here, and the key prefix. Absent = per process.
+   */
+  sharedRateLimit?: { readonly redis: unknown; readonly nameSpace: string };
   /** Largest body of ordinary routes, bytes. Default 1 MiB. */
   bodyLimit?: number;
   /** Largest body of an import, bytes. Default 32 MiB. */
