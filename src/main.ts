@@ -22,6 +22,7 @@ import { EmbeddedTenantStore } from './store/embedded/tenant-store.js';
 import { RedisLocationStore } from './store/redis/location-store.js';
 import { RedisTenantStore } from './store/redis/tenant-store.js';
 import { createRedisClient, waitForRedisReady } from './store/redis/connect.js';
+import { adminRateLimitBackend } from './store/redis/admin-rate-limit.js';
 import { TenantCache } from './store/tenant-cache.js';
 import type { TenantStore } from './store/tenant-store.js';
 import { createCallExecutor } from './call/call-executor.js';
@@ -41,6 +42,7 @@ import { RedisCdrStore } from './store/redis/cdr-store.js';
 import { RedisWebhookStore } from './store/redis/webhook-store.js';
 import { CdrWriter } from './cdr/cdr-writer.js';
 import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhookUrlGuard } from './webhooks/url-guard.js';
 import { DialplaneMetrics } from './metrics/metrics.js';
 import type { Logger as PinoLogger } from 'pino';
 import { buildAdminApp } from './admin/app.js';
@@ -174,13 +176,25 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
   const metrics = new DialplaneMetrics();
   metrics.trackCalls(tracker);
   redisClient?.on('error', () => metrics.countRedisError());
+  // Embedded: beside the tenant file, like the API keys: data/config.json →
+  // data/config.cdrs.jsonl (append-only, replayed at start) and data/config.webhooks.json.
+  const beside = (suffix: string): string | undefined => config.storeFile?.replace(/(\.json)?$/, suffix);
+  const storeLog = log.child({ component: 'store' });
+  const onWarning = (msg: string, err?: unknown): void => storeLog.warn(err === undefined ? {} : { err }, msg);
   const cdrs: CdrStore = redisClient
     ? new RedisCdrStore({ redis: redisClient, prefix: config.redisPrefix, retentionDays: config.cdrRetentionDays })
-    : new EmbeddedCdrStore({ retentionDays: config.cdrRetentionDays });
-  const webhooks: WebhookStore = redisClient ? new RedisWebhookStore({ redis: redisClient, prefix: config.redisPrefix }) : new EmbeddedWebhookStore();
+    : await EmbeddedCdrStore.open({ retentionDays: config.cdrRetentionDays, file: beside('.cdrs.jsonl'), onWarning });
+  const webhooks: WebhookStore = redisClient
+    ? new RedisWebhookStore({ redis: redisClient, prefix: config.redisPrefix })
+    : await EmbeddedWebhookStore.open({ file: beside('.webhooks.json'), onWarning });
   const cdrWriter = new CdrWriter({ store: cdrs, clock, log: log.child({ component: 'cdr' }) });
   cdrWriter.listen(tracker);
-  const dispatcher = new WebhookDispatcher({ store: webhooks, clock, log: log.child({ component: 'webhooks' }) });
+  // SSRF guard, shared by the admin API (registration) and the dispatcher
+  // (every delivery): private ranges refused unless DIALPLANE_WEBHOOK_ALLOW
+  // lets them through; this node's own addresses refused too (a webhook must
+  // not reach our admin or SIP ports through the public address).
+  const webhookUrlGuard = new WebhookUrlGuard({ allow: config.webhookAllow, selfAddresses: [...ourHosts] });
+  const dispatcher = new WebhookDispatcher({ store: webhooks, clock, log: log.child({ component: 'webhooks' }), guard: webhookUrlGuard });
   dispatcher.listen(tracker);
   metrics.setQueueSources({ cdr: () => cdrWriter.stats(), webhooks: () => dispatcher.stats() });
   // First of the closers, while Redis is still open: the writer flushes what it can.
@@ -237,7 +251,9 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     store: tenants, cache, keys: apiKeys, location, defaultRealm: p.realm, log: log.child({ component: 'admin' }),
     ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ready: () => !stopping, region: (n) => region.lookup(n),
-    cdrs, webhooks, dispatcher, metrics,
+    cdrs, webhooks, dispatcher, webhookUrlGuard, metrics,
+    // Rate-limit counters shared by the cluster, under <prefix>admin-rate:.
+    ...(redisClient ? { sharedRateLimit: adminRateLimitBackend(redisClient, config.redisPrefix) } : {}),
     calls: {
       list: () => tracker.list(),
       // RFC 3326 Reason on our BYEs: the phones (and their CDRs) see why the call ended.

@@ -12,7 +12,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { ErrorObject } from 'ajv';
 import { toIssues } from '../routing/validate.js';
 import { enforceAccess, rateLimitKey, resolvePrincipal } from './auth.js';
@@ -122,7 +122,18 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   app.addSchema(ERROR_SCHEMA);
 
   app.addHook('onRequest', resolvePrincipal(ctx));
+  // With Redis, one budget per credential across the cluster. If Redis fails
+  // (down, or stalled past the client's 1 s command timeout) the request is
+  // let through unlimited (skipOnError) rather than answered 500: the admin
+  // API must stay usable to repair things during an outage, and the limit
+  // is for politeness and guessing, while guessing a tenant key needs the
+  // key store, which is the same Redis and is down too. The outage itself
+  // is logged and counted by the store's client.
+  const shared: Partial<RateLimitPluginOptions> = deps.sharedRateLimit
+    ? { redis: deps.sharedRateLimit.redis, nameSpace: deps.sharedRateLimit.nameSpace, skipOnError: true }
+    : {};
   await app.register(rateLimit, {
+    ...shared,
     global: true,
     max: deps.rateLimit?.max ?? 600,
     timeWindow: deps.rateLimit?.timeWindowMs ?? 60_000,

@@ -13,6 +13,7 @@ import type { ApiKeyStore } from '../store/api-key-store.js';
 import type { CdrStore } from '../store/cdr-store.js';
 import type { WebhookStore } from '../store/webhook-store.js';
 import type { CallRecord, HangUpResult } from '../call/call-tracker.js';
+import type { UrlCheck } from '../webhooks/url-guard.js';
 import { AdminError, notFound, type AdminIssue } from './errors.js';
 import { COLLECTIONS } from './resources.js';
 
@@ -35,6 +36,11 @@ export interface AdminDeps {
   region?: RegionLookup;
   /** Requests per credential (or per address without one) per window. Default 600 per minute. */
   rateLimit?: { max: number; timeWindowMs: number };
+  /**
+   * Counters shared by every node (src/store/redis/admin-rate-limit.ts): an
+   * ioredis client, opaque here, and the key prefix. Absent = per process.
+   */
+  sharedRateLimit?: { readonly redis: unknown; readonly nameSpace: string };
   /** Largest body of ordinary routes, bytes. Default 1 MiB. */
   bodyLimit?: number;
   /** Largest body of an import, bytes. Default 32 MiB. */
@@ -45,6 +51,12 @@ export interface AdminDeps {
   cdrs?: CdrStore;
   /** Webhook configurations: …/webhooks routes exist only with it. */
   webhooks?: WebhookStore;
+  /**
+   * SSRF check of a webhook URL at registration (the dispatcher's
+   * WebhookUrlGuard, with the operator's allow list). Default: the built-in
+   * blocked ranges with nothing allowed.
+   */
+  webhookUrlGuard?: { checkUrl(url: string): UrlCheck };
   /** Told after a webhook change so this node uses it at once. */
   dispatcher?: { invalidate(tenant: string): void };
   /** GET /metrics (operator token) exists only with it. */

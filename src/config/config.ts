@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { Ajv } from 'ajv';
 import { PROFILE_SCHEMA, type SipProfile } from './profile-schema.js';
 import { parseCidr } from '../call/cidr.js';
+import { parseAllowList } from '../webhooks/url-guard.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -31,6 +32,8 @@ export interface Config {
   node: string;
   /** Days CDRs are kept (DIALPLANE_CDR_RETENTION_DAYS, default 30). */
   cdrRetentionDays: number;
+  /** CIDRs, addresses and host names webhooks may reach although private (DIALPLANE_WEBHOOK_ALLOW). */
+  webhookAllow: readonly string[];
 }
 
 const DEFAULTS: Omit<SipProfile, 'name'> = {
@@ -120,6 +123,15 @@ function cdrRetentionDays(v: string | undefined): number {
   return Number(v);
 }
 
+/** Comma-separated; one bad entry stops start-up (a typo must not silently leave a receiver blocked, or open a range). */
+function webhookAllow(v: string | undefined): string[] {
+  try {
+    return parseAllowList(v);
+  } catch (e) {
+    throw new ConfigError(`DIALPLANE_WEBHOOK_ALLOW: ${(e as Error).message}`);
+  }
+}
+
 /**
  * `dataDir`: where the embedded store keeps its file unless
  * DIALPLANE_STORE_FILE says otherwise (the repository's `data/` for `npm start`).
@@ -155,6 +167,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     secret: env.DIALPLANE_SECRET || undefined,
     node: env.DIALPLANE_NODE_ID ?? `node-${process.pid}`,
     cdrRetentionDays: cdrRetentionDays(env.DIALPLANE_CDR_RETENTION_DAYS),
+    webhookAllow: Object.freeze(webhookAllow(env.DIALPLANE_WEBHOOK_ALLOW)),
   };
   return Object.freeze(cfg);
 }

@@ -26,16 +26,32 @@
  * events may arrive out of order (retries, parallel requests): receivers
  * order by the timestamps in the body.
  *
+ * SSRF guard (url-guard.ts): before every attempt the URL's host is
+ * resolved and each of its addresses checked; if any is blocked (loopback,
+ * private, link-local/metadata, this server...) the delivery is refused
+ * without a request and recorded as a failure at once, with the reason: a
+ * refusal does not change by retrying. The request then connects to the
+ * addresses that were checked (a `lookup` handed to node:http that answers
+ * with them), never to a second resolution that could say something else;
+ * the Host header and TLS SNI still carry the name. This is why deliveries
+ * use node:http/https and not fetch: fetch cannot be told which address to
+ * connect to.
+ *
  * Configurations are read from the store at most every `configTtlMs`
  * (default 5 s) per tenant: a change on another node takes effect within
  * that; `invalidate(tenant)` makes one on this node take effect at once.
  */
 import { randomUUID } from 'node:crypto';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { CallListener, CallRecord } from '../call/call-tracker.js';
 import type { Clock, TimerHandle } from '../sip/clock.js';
 import type { Logger } from '../sip/logger.js';
 import type { WebhookConfig, WebhookEvent, WebhookStore } from '../store/webhook-store.js';
 import { SIGNATURE_HEADER, signatureHeader } from './webhook-signature.js';
+import { WebhookUrlGuard, type HostLookup, type ResolvedAddress } from './url-guard.js';
 
 export interface WebhookDispatcherOptions {
   store: WebhookStore;
@@ -44,8 +60,10 @@ export interface WebhookDispatcherOptions {
   log: Logger;
   /** [0, 1), for the jitter. Default Math.random. */
   random?: () => number;
-  /** Default: the global fetch. */
-  fetch?: typeof fetch;
+  /** Which destinations are refused. Default: the built-in blocked ranges, nothing allowed. */
+  guard?: WebhookUrlGuard;
+  /** Resolves a host name to every address. Default dns.lookup with all: true (tests fake DNS with it). */
+  lookup?: HostLookup;
   timeoutMs?: number;
   maxAttempts?: number;
   baseDelayMs?: number;
@@ -130,7 +148,10 @@ export class WebhookDispatcher {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #random: () => number;
-  readonly #fetch: typeof fetch;
+  readonly #guard: WebhookUrlGuard;
+  readonly #lookup: HostLookup;
+  /** Keep-alive pools: a connection stays bound to the address it was opened to, which was checked. */
+  readonly #agents = { http: new HttpAgent({ keepAlive: true, timeout: 30_000 }), https: new HttpsAgent({ keepAlive: true, timeout: 30_000 }) };
   readonly #o: Required<Pick<WebhookDispatcherOptions, 'timeoutMs' | 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxQueuePerTenant' | 'concurrencyPerTenant' | 'configTtlMs'>>;
   readonly #queues = new Map<string, TenantQueue>();
   readonly #cache = new Map<string, { at: number; configs: Promise<WebhookConfig[]> }>();
@@ -149,7 +170,8 @@ export class WebhookDispatcher {
     this.#clock = options.clock;
     this.#log = options.log;
     this.#random = options.random ?? Math.random;
-    this.#fetch = options.fetch ?? fetch;
+    this.#guard = options.guard ?? new WebhookUrlGuard();
+    this.#lookup = options.lookup ?? ((host) => dnsLookup(host, { all: true, verbatim: true }));
     this.#o = {
       timeoutMs: options.timeoutMs ?? 5000,
       maxAttempts: options.maxAttempts ?? 5,
@@ -241,6 +263,8 @@ export class WebhookDispatcher {
     for (const q of this.#queues.values()) { q.pending = []; q.waiting = 0; }
     for (const a of this.#aborts) a.abort();
     await this.whenIdle();
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
   }
 
   #queue(tenant: string): TenantQueue {
@@ -326,24 +350,19 @@ export class WebhookDispatcher {
     const timer = this.#clock.setTimer(this.#o.timeoutMs, () => abort.abort());
     const t = Math.floor(this.#clock.now() / 1000);
     try {
-      const res = await this.#fetch(d.config.url, {
-        method: 'POST',
-        body: d.body,
-        redirect: 'manual',
-        signal: abort.signal,
-        headers: {
-          'content-type': 'application/json; charset=utf-8',
-          'user-agent': 'Dialplane-Webhook/1',
-          'x-dialplane-event': d.event,
-          'x-dialplane-event-id': d.eventId,
-          [SIGNATURE_HEADER]: signatureHeader(d.config.secret, d.body, t),
-        },
-      });
-      // The body is of no use; reading it to the end frees the connection for reuse.
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status >= 200 && res.status < 300) return { ok: true };
-      const retry = res.status === 408 || res.status === 429 || res.status >= 500;
-      return { ok: false, retry, status: res.status, error: `HTTP ${res.status}` };
+      // Resolution counts against the same timeout as the request.
+      const target = await Promise.race([this.#guard.resolve(d.config.url, this.#lookup), aborted(abort.signal)]);
+      if (!target.ok) return { ok: false, retry: false, error: `refused: ${target.reason}` };
+      const status = await this.#post(target.url, target.addresses, abort.signal, {
+        'content-type': 'application/json; charset=utf-8',
+        'user-agent': 'Dialplane-Webhook/1',
+        'x-dialplane-event': d.event,
+        'x-dialplane-event-id': d.eventId,
+        [SIGNATURE_HEADER]: signatureHeader(d.config.secret, d.body, t),
+      }, d.body);
+      if (status >= 200 && status < 300) return { ok: true };
+      const retry = status === 408 || status === 429 || status >= 500;
+      return { ok: false, retry, status, error: `HTTP ${status}` };
     } catch (err) {
       const error = abort.signal.aborted ? (this.#closed ? 'dispatcher closed' : `no answer within ${this.#o.timeoutMs} ms`) : describeError(err);
       return { ok: false, retry: true, error };
@@ -353,19 +372,67 @@ export class WebhookDispatcher {
     }
   }
 
+  /**
+   * POSTs `body` to `url`, connecting only to `addresses` (already checked).
+   * Resolves with the status once the response has been read to its end (so
+   * the connection can be reused) or cut off; redirects are not followed.
+   */
+  #post(url: URL, addresses: readonly ResolvedAddress[], signal: AbortSignal, headers: Record<string, string>, body: string): Promise<number> {
+    const https = url.protocol === 'https:';
+    // Whatever node asks (one address, or all of them for happy eyeballs), it
+    // gets the checked ones: no second DNS query between check and connect.
+    const pinned: LookupFunction = (_host, options, callback) => {
+      if (options.all) callback(null, addresses.map((a) => ({ address: a.address, family: a.family })));
+      else callback(null, (addresses[0] as ResolvedAddress).address, (addresses[0] as ResolvedAddress).family);
+    };
+    const options: RequestOptions = {
+      method: 'POST',
+      // url.hostname keeps IPv6 brackets, which node:http does not want; a name goes in Host and SNI as it is.
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
+      path: `${url.pathname}${url.search}`,
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      agent: https ? this.#agents.https : this.#agents.http,
+      lookup: pinned,
+      signal,
+    };
+    return new Promise<number>((resolve, reject) => {
+      const req = (https ? httpsRequest : httpRequest)(options, (res) => {
+        const status = res.statusCode ?? 0;
+        // The body is of no use; it is drained, and once it ends or the
+        // connection is cut (timeout, close) the status is what counts.
+        res.on('close', () => resolve(status));
+        res.on('error', () => resolve(status));
+        res.resume();
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   #idle(): boolean {
     for (const q of this.#queues.values()) if (q.inFlight > 0 || q.resolving > 0 || q.pending.length > 0) return false;
     return true;
   }
 }
 
+/** Rejects when `signal` aborts (never resolves). */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(new Error('aborted'));
+    else signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+  });
+}
+
 function size(q: TenantQueue): number {
   return q.pending.length + q.resolving + q.inFlight + q.waiting;
 }
 
-/** fetch's TypeError hides the reason in `cause` (ECONNREFUSED, ENOTFOUND...). */
+/** The error's code and message (`ECONNREFUSED: connect ECONNREFUSED 203.0.113.5:443`); fetch-style errors keep theirs in `cause`. */
 function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && !err.message.includes(code)) return `${code}: ${err.message}`;
   const cause = (err as { cause?: unknown }).cause;
   const detail = cause instanceof Error ? ((cause as { code?: string }).code ?? cause.message) : undefined;
   return detail !== undefined ? `${err.message}: ${detail}` : err.message;

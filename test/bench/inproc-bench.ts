@@ -44,7 +44,7 @@ interface Datagram { buf: Buffer; from: { ip: string; port: number }; to: { ip: 
 
 const config = loadConfig({
   DIALPLANE_BIND: '127.0.0.1', DIALPLANE_SIP_PORT: '0', DIALPLANE_WS_PORT: '0', DIALPLANE_HTTP_PORT: '0',
-  DIALPLANE_DEMO: '1', DIALPLANE_DEMO_PASSWORD: PASSWORD, LOG_LEVEL: 'warn',
+  DIALPLANE_DEMO: '1', DIALPLANE_STORE_FILE: 'memory', DIALPLANE_DEMO_PASSWORD: PASSWORD, LOG_LEVEL: 'warn',
 }, [], join(root, 'sip-profiles'));
 const server = await startServer(config, createLogger('warn'));
 const transport = server.transport as unknown as {

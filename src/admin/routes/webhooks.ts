@@ -13,6 +13,12 @@
  * existing webhook may leave it out to keep the stored one. After a change
  * the node's dispatcher forgets the tenant's cached configurations, so the
  * next call event uses the new one (other nodes refresh on their own TTL).
+ *
+ * A URL the SSRF guard refuses on its face (not http/https, user:password@,
+ * a literal loopback/private/link-local/... address, `localhost`) is a 400
+ * naming `/url` and the reason. Names are resolved and checked again at
+ * every delivery (webhook-dispatcher.ts), where a refusal shows up in the
+ * failure list.
  */
 import type { FastifyInstance } from 'fastify';
 import { StoreError } from '../../store/store-error.js';
@@ -20,6 +26,7 @@ import { MAX_WEBHOOKS_PER_TENANT, WEBHOOK_CONFIG_SCHEMA, type WebhookConfig, typ
 import type { AdminContext } from '../context.js';
 import { AdminError, notFound } from '../errors.js';
 import { paramsSchema } from './collections.js';
+import { WebhookUrlGuard } from '../../webhooks/url-guard.js';
 
 type Obj = Record<string, unknown>;
 
@@ -40,6 +47,7 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: AdminContext, w
     properties: { ...(paramsSchema() as { properties: Obj }).properties, id: WEBHOOK_CONFIG_SCHEMA.properties.id },
   };
   const changed = (tenant: string): void => ctx.deps.dispatcher?.invalidate(tenant);
+  const guard = ctx.deps.webhookUrlGuard ?? new WebhookUrlGuard();
 
   app.get('/v1/tenants/:tenant/webhooks', {
     config: { access: 'tenant-read' },
@@ -70,6 +78,10 @@ export function registerWebhookRoutes(app: FastifyInstance, ctx: AdminContext, w
     const body = req.body as Omit<WebhookConfig, 'id' | 'secret'> & { id?: string; secret?: string };
     if (body.id !== undefined && body.id !== id) {
       throw new AdminError('DP_ADMIN_KEY_MISMATCH', `the body names webhook "${body.id}", the URL "${id}"`, { issues: [{ in: 'body', path: '/id', message: 'differs from the id in the URL' }] });
+    }
+    const verdict = guard.checkUrl(body.url);
+    if (!verdict.ok) {
+      throw new AdminError('DP_ADMIN_VALIDATION', `url ${verdict.reason}`, { issues: [{ in: 'body', path: '/url', message: verdict.reason }] });
     }
     await ctx.readTenant(tenant);
     const existing = await ctx.store(() => webhooks.get(tenant, id));

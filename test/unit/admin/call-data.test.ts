@@ -10,6 +10,7 @@ import { EmbeddedTenantStore } from '../../../src/store/embedded/tenant-store.js
 import type { CdrRecord } from '../../../src/store/cdr-store.js';
 import type { CallRecord } from '../../../src/call/call-tracker.js';
 import { NOW, callData, cdr, startAdmin, type Admin, type Backend, type CallData } from './admin-suite.js';
+import { WebhookUrlGuard } from '../../../src/webhooks/url-guard.js';
 
 async function embedded(): Promise<Backend> {
   const store = await EmbeddedTenantStore.open();
@@ -17,9 +18,9 @@ async function embedded(): Promise<Backend> {
   return { store, keys, cleanup: async () => { await keys.close(); await store.close(); } };
 }
 
-async function setup(t: Test): Promise<{ a: Admin; data: CallData }> {
+async function setup(t: Test, guard?: WebhookUrlGuard): Promise<{ a: Admin; data: CallData }> {
   const data = callData(t);
-  const a = await startAdmin(t, embedded, data.deps);
+  const a = await startAdmin(t, embedded, { ...data.deps, ...(guard ? { webhookUrlGuard: guard } : {}) });
   t.equal((await a.call('PUT', '/v1/tenants/acme', { body: { timeZone: 'Asia/Shanghai' } })).statusCode, 201);
   return { a, data };
 }
@@ -231,4 +232,44 @@ t.test('without the call-data dependencies the routes do not exist', async (t) =
   for (const url of ['/v1/tenants/acme/cdrs', '/v1/tenants/acme/webhooks', '/v1/tenants/acme/calls', '/metrics']) {
     t.equal((await a.call('GET', url)).statusCode, 404, url);
   }
+});
+
+t.test('webhooks: the SSRF guard refuses internal destinations at registration, naming /url and the reason', async (t) => {
+  const { a, data } = await setup(t);
+  const ok = { events: ['ended'], secret: 'hook-secret-0123456789', enabled: true };
+  const refused: Array<[string, RegExp]> = [
+    ['http://127.0.0.1:8080/v1/tenants', /127\.0\.0\.1 is blocked \(loopback\)/],
+    ['http://127.1/', /127\.0\.0\.1 is blocked \(loopback\)/],
+    ['http://2130706433/', /127\.0\.0\.1 is blocked \(loopback\)/],
+    ['http://169.254.169.254/latest/meta-data/', /link-local/],
+    ['https://10.1.2.3/', /private, RFC 1918/],
+    ['https://192.168.0.10/', /private, RFC 1918/],
+    ['https://100.100.100.200/', /carrier-grade NAT/],
+    ['http://0.0.0.0:8080/', /"this network"/],
+    ['http://[::1]:8080/', /::1 is blocked \(loopback\)/],
+    ['http://[::ffff:127.0.0.1]/', /loopback, carried in IPv6/],
+    ['http://[fd00::5]/', /unique local/],
+    ['http://localhost:8080/', /localhost is blocked/],
+    ['https://user:pass@crm.example/', /user information/],
+    ['http://', /is not a URL/],
+  ];
+  for (const [url, reason] of refused) {
+    const r = await a.call('PUT', '/v1/tenants/acme/webhooks/crm', { body: { ...ok, url } });
+    t.equal(r.statusCode, 400, url);
+    t.match(r.json(), { error: { code: 'DP_ADMIN_VALIDATION', issues: [{ in: 'body', path: '/url', message: reason }] } }, `${url}: names /url and why`);
+  }
+  t.equal(await data.webhooks.get('acme', 'crm'), undefined, 'nothing stored');
+  t.same(data.invalidated, []);
+  t.equal((await a.call('PUT', '/v1/tenants/acme/webhooks/crm', { body: { ...ok, url: 'https://crm.example/in' } })).statusCode, 201, 'a name is accepted (its addresses are checked at delivery)');
+  t.equal((await a.call('PUT', '/v1/tenants/acme/webhooks/crm', { body: { ...ok, url: 'http://10.1.2.3/' } })).statusCode, 400, 'a replacement is checked too');
+  t.equal((await data.webhooks.get('acme', 'crm'))?.url, 'https://crm.example/in');
+});
+
+t.test('webhooks: the operator allow list lets chosen private destinations through, and only those', async (t) => {
+  const { a } = await setup(t, new WebhookUrlGuard({ allow: ['10.20.0.0/16', 'crm.lan'] }));
+  const ok = { events: ['ended'], secret: 'hook-secret-0123456789', enabled: true };
+  t.equal((await a.call('PUT', '/v1/tenants/acme/webhooks/a', { body: { ...ok, url: 'http://10.20.3.4:8080/in' } })).statusCode, 201);
+  t.equal((await a.call('PUT', '/v1/tenants/acme/webhooks/b', { body: { ...ok, url: 'http://crm.lan/in' } })).statusCode, 201);
+  t.equal((await a.call('PUT', '/v1/tenants/acme/webhooks/c', { body: { ...ok, url: 'http://10.21.0.1/in' } })).statusCode, 400);
+  t.equal((await a.call('PUT', '/v1/tenants/acme/webhooks/d', { body: { ...ok, url: 'http://127.0.0.1/in' } })).statusCode, 400);
 });

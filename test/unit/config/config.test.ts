@@ -49,6 +49,14 @@ t.test('CDR retention: 30 days by default, whole days 1-3650 otherwise refused',
   }
 });
 
+t.test('webhook allow list: comma-separated CIDRs, addresses and names; empty by default; a bad entry stops start-up', async (t) => {
+  const profiles = join(process.cwd(), 'sip-profiles');
+  t.strictSame(loadConfig({}, [], profiles).webhookAllow, []);
+  t.strictSame(loadConfig({ DIALPLANE_WEBHOOK_ALLOW: '127.0.0.0/8, crm.lan,::1' }, [], profiles).webhookAllow, ['127.0.0.0/8', 'crm.lan', '::1']);
+  t.ok(Object.isFrozen(loadConfig({ DIALPLANE_WEBHOOK_ALLOW: '10.0.0.0/8' }, [], profiles).webhookAllow));
+  t.throws(() => loadConfig({ DIALPLANE_WEBHOOK_ALLOW: '10.0.0.0/8,10.0.0.0/99' }, [], profiles), /DIALPLANE_WEBHOOK_ALLOW.*bad prefix length/);
+});
+
 t.test('a bad profile names the file and the field', async (t) => {
   const d = dir({ 'edge.json': JSON.stringify({ name: 'edge', udpPort: 70000, timers: { t1: 'fast' }, colour: 'red' }) });
   try {

@@ -1,5 +1,7 @@
 /**
- * Webhook delivery against a real HTTP server on 127.0.0.1 (random port).
+ * Webhook delivery against a real HTTP server on 127.0.0.1 (random port),
+ * which the SSRF guard refuses by default: these dispatchers allow it, as
+ * an operator would with DIALPLANE_WEBHOOK_ALLOW.
  * Backoff and timeouts run on a ManualClock: nothing sleeps; tests wait for
  * the dispatcher to be idle, then move the clock.
  */
@@ -11,6 +13,7 @@ import { EmbeddedWebhookStore } from '../../../src/store/embedded/webhook-store.
 import type { WebhookConfig } from '../../../src/store/webhook-store.js';
 import { WebhookDispatcher, retryDelayMs, type WebhookPayload } from '../../../src/webhooks/webhook-dispatcher.js';
 import { signatureHeader, verifySignature } from '../../../src/webhooks/webhook-signature.js';
+import { WebhookUrlGuard, type HostLookup } from '../../../src/webhooks/url-guard.js';
 import { ManualClock } from '../../helpers/manual-clock.js';
 import { RecordingLogger } from '../../helpers/recording-logger.js';
 
@@ -36,6 +39,8 @@ async function server(t: Test, script: number[] = [], fallback = 200): Promise<{
 }
 
 const SECRET = 'whsec-0123456789abcdef';
+/** The test receivers listen on loopback. */
+const allowLoopback = new WebhookUrlGuard({ allow: ['127.0.0.1'] });
 
 function hook(id: string, url: string, events: WebhookConfig['events'], enabled = true): WebhookConfig {
   return { id, url, events, secret: SECRET, enabled };
@@ -53,7 +58,7 @@ async function setup(t: Test, options: Partial<ConstructorParameters<typeof Webh
   const log = new RecordingLogger();
   const store = new EmbeddedWebhookStore();
   const tracker = new CallTracker({ clock, log });
-  const dispatcher = new WebhookDispatcher({ store, clock, log, random: () => 0, ...options });
+  const dispatcher = new WebhookDispatcher({ store, clock, log, random: () => 0, guard: allowLoopback, ...options });
   dispatcher.listen(tracker);
   t.teardown(() => dispatcher.close());
   return { clock, log, store, tracker, dispatcher };
@@ -263,4 +268,64 @@ t.test('signature header: format and verification table', async (t) => {
     ['missing header', undefined, 1_700_000_000, false],
   ];
   for (const [name, h, now, expected] of cases) t.equal(verifySignature(SECRET, body, h, now), expected, name);
+});
+
+t.test('SSRF: a blocked destination is refused without a request, recorded once, not retried', async (t) => {
+  const srv = await server(t);
+  const { store, tracker, dispatcher, clock } = await setup(t, { guard: new WebhookUrlGuard() });
+  await store.put('acme', hook('loop', `${srv.url}/x`, ['missed']));
+  await store.put('acme', hook('meta', 'http://169.254.169.254/latest/meta-data/', ['missed']));
+  tracker.refused(rec('c1'), 480);
+  await dispatcher.whenIdle();
+  clock.advance(600_000);
+  await dispatcher.whenIdle();
+  await tick();
+  t.equal(srv.received.length, 0, 'nothing reached the loopback receiver');
+  t.match(await store.failures('acme', 'loop'), [{ attempts: 1, error: /^refused: host 127\.0\.0\.1 is blocked \(loopback\)$/ }]);
+  t.match(await store.failures('acme', 'meta'), [{ attempts: 1, error: /^refused: host 169\.254\.169\.254 is blocked \(link-local/ }]);
+  t.match(dispatcher.stats(), { failed: 2, retried: 0, delivered: 0, queued: 0 });
+});
+
+t.test('SSRF: DNS rebinding is refused, and the request goes to the address that was checked', async (t) => {
+  const srv = await server(t);
+  const port = new URL(srv.url).port;
+  // hooks.example is reserved (RFC 2606): only this fake DNS knows it. Its
+  // answers change between calls, as a rebinding attacker's would.
+  const answers: string[][] = [['203.0.113.9', '127.0.0.1'], ['127.0.0.1']];
+  const asked: string[] = [];
+  const lookup: HostLookup = async (host) => {
+    asked.push(host);
+    return (answers.shift() ?? ['127.0.0.1']).map((address) => ({ address, family: 4 }));
+  };
+  // First attempt, default guard: one public and one loopback address is refused
+  // (ANY blocked address refuses). Second, loopback allowed as an operator
+  // would: the request must go to 127.0.0.1, the checked answer.
+  const strict = await setup(t, { guard: new WebhookUrlGuard(), lookup });
+  await strict.store.put('acme', hook('crm', `http://hooks.example:${port}/in`, ['missed']));
+  strict.tracker.refused(rec('rebound'), 480);
+  await strict.dispatcher.whenIdle();
+  await tick();
+  t.match(await strict.store.failures('acme', 'crm'), [{ attempts: 1, error: 'refused: host hooks.example resolves to 127.0.0.1, which is blocked (loopback)' }]);
+  t.equal(srv.received.length, 0);
+
+  const allowed = await setup(t, { guard: allowLoopback, lookup });
+  await allowed.store.put('acme', hook('crm', `http://hooks.example:${port}/in`, ['missed']));
+  allowed.tracker.refused(rec('pinned'), 480);
+  await allowed.dispatcher.whenIdle();
+  t.equal(srv.received.length, 1, 'delivered through the checked address: hooks.example has no real DNS');
+  t.equal(srv.received[0]?.headers.host, `hooks.example:${port}`, 'the Host header keeps the name');
+  t.strictSame(asked, ['hooks.example', 'hooks.example'], 'one lookup per attempt, none by the HTTP client');
+});
+
+t.test('SSRF: a name that does not resolve is a network error, retried', async (t) => {
+  const lookup: HostLookup = async (host) => { throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }); };
+  const { store, tracker, dispatcher, clock } = await setup(t, { guard: new WebhookUrlGuard(), lookup, maxAttempts: 2 });
+  await store.put('acme', hook('crm', 'https://gone.example/in', ['missed']));
+  tracker.refused(rec('c1'), 480);
+  await dispatcher.whenIdle();
+  clock.advance(500);
+  await dispatcher.whenIdle();
+  await tick();
+  t.match(await store.failures('acme', 'crm'), [{ attempts: 2, error: /ENOTFOUND/ }]);
+  t.match(dispatcher.stats(), { retried: 1, failed: 1 });
 });
