@@ -11,7 +11,7 @@
 import { SipError } from './errors.js';
 import { SINGLE_VALUED, SPLIT_AT_PARSE, canonicalName } from './header-names.js';
 import { TOKEN, WORD, isWs, splitCommaList } from './grammar.js';
-import { KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, parseMaxForwards } from './message.js';
+import { EMPTY, KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, parseMaxForwards } from './message.js';
 import { parseNameAddr } from './name-addr.js';
 import { parseUri } from './uri.js';
 
@@ -108,6 +108,8 @@ export function parseMessage(buf: Buffer, opts: ParseOptions): ParseOutcome {
     // a transaction for 32 s then pinned a whole pool slab (≈6 KB per call
     // measured in a heap snapshot) besides costing an allocation and a copy.
     if (body.length > 0 && buf.buffer.byteLength > buf.length) body = Buffer.from(body);
+    // An empty view would still pin the whole datagram for as long as the message is kept.
+    if (body.length === 0) body = EMPTY;
 
     const msg = startLine.kind === 'request'
       ? new SipRequest(startLine.method, startLine.uri, headers, body)

@@ -11,14 +11,14 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Clock, TimerHandle } from '../clock.js';
 import { LazyChildLogger, type Logger } from '../logger.js';
-import { SipRequest, SipResponse, type TransportName } from '../message/message.js';
+import { ownString, SipRequest, SipResponse, type TransportName } from '../message/message.js';
 import { parseNameAddr } from '../message/name-addr.js';
 import { SipError } from '../message/errors.js';
 import type { SipUri } from '../message/uri.js';
 import { generateBranch } from '../transaction/branch.js';
 import { createResponse, generateTag } from '../transaction/create-response.js';
 import { createCancel } from '../transaction/create-cancel.js';
-import type { ClientTransaction, ServerTransaction, TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
+import type { ClientTransaction, ClientTransactionHandler, ServerTransaction, TransactionLayer, TransactionUser } from '../transaction/transaction-layer.js';
 import type { Destination, TransportError } from '../transaction/types.js';
 import { classifyStatus, type BranchOutcome, type BranchOutcomeKind, type ForkPlan, type ForkTarget } from './fork-plan.js';
 import { byeTowards, dialogFromAnswer, type ByeReason, type ProxiedDialog } from './proxied-dialog.js';
@@ -125,7 +125,8 @@ interface Branch {
 
 interface ResponseContext {
   readonly tx: ServerTransaction;
-  readonly req: SipRequest;
+  /** The request as received; a skeleton once the context is cleaned up. */
+  req: SipRequest;
   /** Replaced when a failover continues the hunt with a new plan. */
   plan: ForkPlan;
   readonly isInvite: boolean;
@@ -331,7 +332,8 @@ export class ProxyCore implements TransactionUser {
       tx, req, plan, inDialog, onOutcome: d.onOutcome, onFinal: d.onFinal, onRinging: d.onRinging, onAnswered: d.onAnswered,
       next: isInvite && !inDialog ? d.next : undefined, continuing: false,
       isInvite,
-      log: new LazyChildLogger(this.o.log, { callId: req.callId }),
+      // A copy: the Call-ID as parsed is a slice of the whole request's text.
+      log: new LazyChildLogger(this.o.log, { callId: ownString(req.callId) }),
       groupIndex: -1, branches: [], challenges: [],
       finalSent: false, cancelled: false, stopNew: false,
     };
@@ -413,17 +415,7 @@ export class ProxyCore implements TransactionUser {
       // Step 8: our Via, with a loop-detection component in the branch.
       this.pushVia(fwd, dest.transport, `${generateBranch()}.${loopHash(ctx.req)}`);
       branch.request = fwd;
-      branch.tx = this.layer.sendRequest(fwd, dest, {
-        onResponse: (res) => this.onBranchResponse(branch, res),
-        onTimeout: () => this.onBranchFailure(branch, 408, 'Request Timeout'),
-        onTransportError: (_tx, err: TransportError) => {
-          ctx.log.debug({ err, target: target.uri.toString() }, 'branch transport error');
-          // §16.7 step... "If a transport error ... the proxy should behave as if
-          // the forwarded request received a 503 (Service Unavailable)"; as an
-          // unreachable phone it is reported upstream as 480 (see finish()).
-          this.onBranchFailure(branch, 503, 'Service Unavailable');
-        },
-      });
+      branch.tx = this.layer.sendRequest(fwd, dest, this.handlerFor(branch));
       // Step 11: Timer C for INVITE, or the plan's no-answer timeout if shorter
       // (not for a branch the transport already failed, synchronously).
       if (ctx.isInvite && !branch.done) {
@@ -432,6 +424,26 @@ export class ProxyCore implements TransactionUser {
         branch.timer = this.o.clock.setTimer(ms, () => this.expireBranch(branch));
       }
     }, (reason) => this.onBranchFailure(branch, 503, reason));
+  }
+
+  /**
+   * The branch's client-transaction handler, made apart from startBranch():
+   * closures made there would share its scope, which holds the forwarded
+   * request, and the INVITE client transaction keeps its handler for 64*T1
+   * after the answer (RFC 6026): that was a whole request per call.
+   */
+  private handlerFor(branch: Branch): ClientTransactionHandler {
+    return {
+      onResponse: (res) => this.onBranchResponse(branch, res),
+      onTimeout: () => this.onBranchFailure(branch, 408, 'Request Timeout'),
+      onTransportError: (_tx, err: TransportError) => {
+        branch.ctx.log.debug({ err, target: branch.target.uri.toString() }, 'branch transport error');
+        // §16.7 step... "If a transport error ... the proxy should behave as if
+        // the forwarded request received a 503 (Service Unavailable)"; as an
+        // unreachable phone it is reported upstream as 480 (see finish()).
+        this.onBranchFailure(branch, 503, 'Service Unavailable');
+      },
+    };
   }
 
   private onBranchResponse(branch: Branch, res: SipResponse): void {
@@ -716,6 +728,13 @@ export class ProxyCore implements TransactionUser {
     ctx.best = undefined;
     ctx.challenges = [];
     for (const b of ctx.branches) if (!b.cancelWanted || b.cancelSent) b.request = undefined;
+    // Nothing reads them once every branch is done and the final response is
+    // out (late responses only go upstream), and they keep the router's whole
+    // per-call state (plan, targets, closures) reachable.
+    ctx.onOutcome = ctx.onFinal = ctx.onRinging = ctx.onAnswered = ctx.next = undefined;
+    ctx.plan = DONE_PLAN;
+    // The server transaction keeps a skeleton of the request by now (it has sent its final response).
+    ctx.req = ctx.tx.request;
   }
 
   /** §16.7 step 9: "The proxy removes the topmost Via header field value from the response." */
@@ -923,6 +942,8 @@ export class ProxyCore implements TransactionUser {
 }
 
 const UNAVAILABLE = { status: 480, reason: 'Temporarily Unavailable' };
+/** The plan of a context that is over. */
+const DONE_PLAN: ForkPlan = Object.freeze({ groups: [] });
 const REQUEST_TIMEOUT = { status: 408, reason: 'Request Timeout' };
 
 const RECORD_ROUTED = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);

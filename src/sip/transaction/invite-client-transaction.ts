@@ -13,7 +13,7 @@
  *                        +--> Terminated <--+          (also Timer B in Calling, transport error)
  */
 import { SipRequest, type HeaderField, type SipResponse } from '../message/message.js';
-import { TIMER_D_UNRELIABLE_MS, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { REQUEST_SKELETON, RESPONSE_SKELETON, TIMER_D_UNRELIABLE_MS, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { ClientTransaction, ClientTransactionHandler, InviteClientState } from './transaction-user.js';
 import type { Destination, TransportError } from './types.js';
 
@@ -22,7 +22,7 @@ type State = Exclude<InviteClientState, 'Terminated'>;
 export class InviteClientTransaction extends TransactionBase<State> implements ClientTransaction {
   readonly isInvite = true;
   readonly branch: string;
-  readonly request: SipRequest;
+  request: SipRequest;
   readonly destination: Destination;
   lastResponse: SipResponse | undefined;
   private readonly handler: ClientTransactionHandler;
@@ -126,8 +126,9 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
     // and then pass the ACK to the transport layer for transmission. The ACK
     // MUST be sent to the same address, port, and transport to which the
     // original request was sent."
-    this.transition('Completed');
+    // The ACK is built first: entering "Completed" keeps only a skeleton of the INVITE.
     this.ack = createNon2xxAck(this.request, res);
+    this.transition('Completed');
     this.sendRequest(this.ack, this.destination);
     this.passUp(res);
     if (this.isTerminated) return true;
@@ -217,8 +218,16 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
     this.handler.onTerminated?.(this);
   }
 
+  /** "Accepted" and "Completed" keep the INVITE as a skeleton (the ACK of a non-2xx is built by then). */
+  protected compactForWait(): void {
+    this.request = this.request.skeleton(REQUEST_SKELETON);
+    // The final response that caused the transition is passed up (and kept as a skeleton) next.
+    this.lastResponse = undefined;
+  }
+
   private passUp(res: SipResponse): void {
-    this.lastResponse = res;
+    // A final response is only looked at (status, tags) once passed up.
+    this.lastResponse = res.status >= 200 ? res.skeleton(RESPONSE_SKELETON) : res;
     this.tellTu('onResponse', () => this.handler.onResponse(res, this));
   }
 }

@@ -12,7 +12,7 @@
  */
 import type { SipRequest, SipResponse } from '../message/message.js';
 import { createResponse } from './create-response.js';
-import { TransactionBase, type TransactionContext } from './transaction-base.js';
+import { REQUEST_SKELETON, RESPONSE_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { InviteServerState, ServerTransaction } from './transaction-user.js';
 import type { TransportError } from './types.js';
 
@@ -20,7 +20,7 @@ type State = Exclude<InviteServerState, 'Terminated'>;
 
 export class InviteServerTransaction extends TransactionBase<State> implements ServerTransaction {
   readonly isInvite = true;
-  readonly request: SipRequest;
+  request: SipRequest;
   lastResponse: SipResponse | undefined;
   onTerminated?: (tx: ServerTransaction) => void;
   onTransportError?: (tx: ServerTransaction, err: TransportError) => void;
@@ -39,10 +39,15 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     this.timerGInterval = ctx.timers.t1;
   }
 
-  protected override compactForWait(): void {
-    super.compactForWait();
+  protected compactForWait(): void {
     // Only Proceeding re-sends the last provisional.
     this.lastProvisional = undefined;
+    this.request = this.request.skeleton(REQUEST_SKELETON);
+    // "Completed" resends the final response (Timer G, retransmitted
+    // INVITEs); "Accepted" (the TU sends 2xx itself) and "Confirmed" resend
+    // nothing: status and To tag are all that is read (RFC 2543 ACK matching).
+    if (this.lastResponse && this.state !== 'Completed') this.lastResponse = this.lastResponse.skeleton(RESPONSE_SKELETON);
+    else this.lastResponse?.compact();
   }
 
   start(): void {
@@ -169,7 +174,7 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     // response, the server transaction MUST pass the response to the
     // transport layer for transmission."
     if (res.status >= 200 && res.status < 300) {
-      this.lastResponse = res;
+      this.lastResponse = res.skeleton(RESPONSE_SKELETON);
       this.sendResponse(res);
       return;
     }

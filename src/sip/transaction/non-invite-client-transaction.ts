@@ -8,7 +8,7 @@
  *          (Timer F or transport error from Trying/Proceeding --> Terminated)
  */
 import type { SipRequest, SipResponse } from '../message/message.js';
-import { TransactionBase, type TransactionContext } from './transaction-base.js';
+import { REQUEST_SKELETON, RESPONSE_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { ClientTransaction, ClientTransactionHandler, NonInviteClientState } from './transaction-user.js';
 import type { Destination, TransportError } from './types.js';
 
@@ -17,7 +17,7 @@ type State = Exclude<NonInviteClientState, 'Terminated'>;
 export class NonInviteClientTransaction extends TransactionBase<State> implements ClientTransaction {
   readonly isInvite = false;
   readonly branch: string;
-  readonly request: SipRequest;
+  request: SipRequest;
   readonly destination: Destination;
   lastResponse: SipResponse | undefined;
   private readonly handler: ClientTransactionHandler;
@@ -154,8 +154,15 @@ export class NonInviteClientTransaction extends TransactionBase<State> implement
     this.handler.onTerminated?.(this);
   }
 
+  /** "Completed" only absorbs response retransmissions (Timer K): skeletons will do. */
+  protected compactForWait(): void {
+    this.request = this.request.skeleton(REQUEST_SKELETON);
+    // The final response that caused the transition is passed up (and kept as a skeleton) next.
+    this.lastResponse = undefined;
+  }
+
   private passUp(res: SipResponse): void {
-    this.lastResponse = res;
+    this.lastResponse = res.status >= 200 ? res.skeleton(RESPONSE_SKELETON) : res;
     this.tellTu('onResponse', () => this.handler.onResponse(res, this));
   }
 }

@@ -7,7 +7,7 @@
  *     +--200-699 from TU-------+--> Completed --Timer J--> Terminated
  */
 import type { SipRequest, SipResponse } from '../message/message.js';
-import { TransactionBase, type TransactionContext } from './transaction-base.js';
+import { REQUEST_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { NonInviteServerState, ServerTransaction } from './transaction-user.js';
 import type { TransportError } from './types.js';
 
@@ -15,7 +15,7 @@ type State = Exclude<NonInviteServerState, 'Terminated'>;
 
 export class NonInviteServerTransaction extends TransactionBase<State> implements ServerTransaction {
   readonly isInvite = false;
-  readonly request: SipRequest;
+  request: SipRequest;
   lastResponse: SipResponse | undefined;
   onTerminated?: (tx: ServerTransaction) => void;
   onTransportError?: (tx: ServerTransaction, err: TransportError) => void;
@@ -29,6 +29,12 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
     super(ctx, id, 'Trying', 'nist', request, branch);
     this.request = request;
     this.unreliable = !this.reliable(request.source?.transport ?? 'udp');
+  }
+
+  /** "Completed" resends the final response whole; of the request a skeleton will do. */
+  protected compactForWait(): void {
+    this.request = this.request.skeleton(REQUEST_SKELETON);
+    this.lastResponse?.compact();
   }
 
   /** A retransmission of the request (§17.2.3). Always absorbed. */
@@ -83,6 +89,8 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
       // transport layer for transmission." (Likewise from "Trying".)
       this.transition('Completed');
       this.sendResponse(res);
+      // Sending parsed its Via (§18.2.2); the 64*T1 wait keeps the rows only.
+      res.compact();
       if (this.isTerminated) return;
       // "When the server transaction enters the "Completed" state, it MUST
       // set Timer J to fire in 64*T1 seconds for unreliable transports, and

@@ -10,7 +10,7 @@
  */
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import type { SipRequest, SipResponse } from '../message/message.js';
+import { ownString, type SipRequest, type SipResponse } from '../message/message.js';
 import type { Via } from '../message/via.js';
 import { createResponse } from './create-response.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
@@ -234,7 +234,9 @@ export class TransactionLayer {
     void req.from;
     void req.to;
     const rfc3261 = via.isRfc3261Branch;
-    const id = rfc3261 ? serverKey3261(via, req.method) : serverKey2543(req, req.method, true);
+    // The key is built from slices of the request's text (branch, sent-by): a
+    // copy keeps the transaction (and the map) from keeping that text for 64*T1.
+    const id = ownString(rfc3261 ? serverKey3261(via, req.method) : serverKey2543(req, req.method, true));
     const branch = via.branch;
     let tx: ServerTx;
     if (req.method === 'INVITE') {

@@ -55,11 +55,12 @@ export interface ClientTransaction {
   /** Matching key: branch + CSeq method (§17.1.3). */
   readonly id: string;
   readonly branch: string;
+  /** The request; once a final response arrived, a skeleton (Call-ID, CSeq: see REQUEST_SKELETON). */
   readonly request: SipRequest;
   readonly destination: Destination;
   readonly isInvite: boolean;
   readonly state: ClientTransactionState;
-  /** The last response passed to the TU, if any. */
+  /** The last response passed to the TU, if any; a final one as a skeleton (status, To). */
   readonly lastResponse: SipResponse | undefined;
   /**
    * Destroys the transaction now (timers cancelled, forgotten by the layer).
@@ -76,10 +77,11 @@ export interface ClientTransaction {
 export interface ServerTransaction {
   /** Matching key (§17.2.3). */
   readonly id: string;
+  /** The request; once a final response is sent, a skeleton (Call-ID, CSeq: see REQUEST_SKELETON). */
   readonly request: SipRequest;
   readonly isInvite: boolean;
   readonly state: ServerTransactionState;
-  /** The last response the TU passed to the transaction (or the automatic 100 Trying). */
+  /** The last response the TU passed to the transaction (or the automatic 100 Trying); in a state that resends nothing, a skeleton (status, To). */
   readonly lastResponse: SipResponse | undefined;
   /**
    * Passes a response from the TU to the state machine. Responses the current
