@@ -26,6 +26,7 @@ import { registerRegistrationRoutes } from './routes/registrations.js';
 import { registerSimulateRoute } from './routes/simulate.js';
 import { registerTenantRoutes } from './routes/tenants.js';
 import { registerGlobalRoutes } from './routes/global.js';
+import { registerPromptRoutes } from './routes/prompts.js';
 import { sharedSchemas } from './schemas.js';
 
 export type { AdminDeps } from './context.js';
@@ -152,6 +153,8 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   registerApiKeyRoutes(app, ctx);
   registerCallDataRoutes(app, ctx);
   if (deps.webhooks) registerWebhookRoutes(app, ctx, deps.webhooks);
+  // A plugin of its own (audio body parser for the upload only): registered, then loaded before the app is handed out.
+  if (deps.prompts) await registerPromptRoutes(app, ctx, deps.prompts);
   return app;
 }
 
