@@ -67,6 +67,18 @@ const callLayer = {
     }],
   },
 };
+// Media (WAV reading, G.711): pure functions over bytes, usable by the
+// admin API (upload checks) and later by RTP playback; it knows nothing of
+// where prompts are stored or who asks for them.
+const mediaLayer = {
+  files: ['src/media/**/*.ts'],
+  rules: {
+    'no-restricted-imports': ['error', {
+      paths: [noRedis, noPromClient],
+      patterns: [noFastify, { group: ['**/store/**', '**/call/**', '**/routing/**', ...upperLayers], message: 'src/media is below the store, calls and the admin API: bytes in, verdicts out.' }],
+    }],
+  },
+};
 // Only src/admin speaks HTTP; main.ts wires the admin app in and never imports Fastify itself.
 const adminLayer = {
   files: ['src/admin/**/*.ts'],
@@ -88,6 +100,7 @@ export default tseslint.config(
   storeLayer,
   callLayer,
   adminLayer,
+  mediaLayer,
   sipLayer,
   routingLayer,
 );

@@ -49,6 +49,9 @@ import { buildAdminApp } from './admin/app.js';
 import type { ApiKeyStore } from './store/api-key-store.js';
 import { EmbeddedApiKeyStore } from './store/embedded/api-key-store.js';
 import { RedisApiKeyStore } from './store/redis/api-key-store.js';
+import type { PromptStore } from './store/prompt-store.js';
+import { EmbeddedPromptStore } from './store/embedded/prompt-store.js';
+import { RedisPromptStore } from './store/redis/prompt-store.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root, whether running from src/ (tsx) or dist/src/. */
@@ -72,6 +75,7 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
   let tenants: TenantStore;
   let redisClient: ReturnType<typeof createRedisClient> | undefined;
   let apiKeys: ApiKeyStore;
+  let prompts: PromptStore;
   if (config.redisUrl) {
     const redis = createRedisClient(config.redisUrl, log.child({ component: 'redis' }));
     redisClient = redis;
@@ -80,6 +84,7 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     location = new RedisLocationStore({ redis, prefix: config.redisPrefix });
     tenants = new RedisTenantStore({ redis, prefix: config.redisPrefix, onListenerError: (err) => log.error({ err }, 'tenant change listener failed') });
     apiKeys = new RedisApiKeyStore({ redis, prefix: config.redisPrefix });
+    prompts = new RedisPromptStore({ redis, prefix: config.redisPrefix });
     closers.push(async () => { await redis.quit().catch(() => undefined); });
   } else {
     const embedded = new EmbeddedLocationStore({});
@@ -89,6 +94,8 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     tenants = await EmbeddedTenantStore.open(config.storeFile !== undefined ? { file: config.storeFile } : {});
     // Admin API keys beside the tenant file: data/config.json → data/config.api-keys.json.
     apiKeys = await EmbeddedApiKeyStore.open(config.storeFile !== undefined ? { file: config.storeFile.replace(/(\.json)?$/, '.api-keys.json') } : {});
+    // Prompt audio beside the tenant file: data/config.json → data/prompts/<tenant>/<id>.wav (memory when the store file is `memory`).
+    prompts = await EmbeddedPromptStore.open(config.storeFile !== undefined ? { dir: join(dirname(config.storeFile), 'prompts') } : {});
     closers.push(async () => { embedded.close(); });
   }
   closers.push(() => tenants.close());
@@ -251,7 +258,7 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     store: tenants, cache, keys: apiKeys, location, defaultRealm: p.realm, log: log.child({ component: 'admin' }),
     ...(config.adminToken !== undefined ? { adminToken: config.adminToken } : {}),
     ready: () => !stopping, region: (n) => region.lookup(n),
-    cdrs, webhooks, dispatcher, webhookUrlGuard, metrics,
+    cdrs, webhooks, dispatcher, webhookUrlGuard, metrics, prompts,
     // Rate-limit counters shared by the cluster, under <prefix>admin-rate:.
     ...(redisClient ? { sharedRateLimit: adminRateLimitBackend(redisClient, config.redisPrefix) } : {}),
     calls: {
@@ -264,7 +271,7 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     },
   });
   await admin.listen({ port: config.httpPort, host: p.bind });
-  closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close());
+  closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close(), () => prompts.close());
   log.info({ bind: p.bind, port: config.httpPort }, 'Dialplane admin API listening');
 
   return {

@@ -27,6 +27,7 @@ import { registerSimulateRoute } from './routes/simulate.js';
 import { registerTenantRoutes } from './routes/tenants.js';
 import { documentResponses, ERROR_SCHEMA } from './openapi.js';
 import { registerGlobalRoutes } from './routes/global.js';
+import { registerPromptRoutes } from './routes/prompts.js';
 import { sharedSchemas } from './schemas.js';
 
 export type { AdminDeps } from './context.js';
@@ -167,6 +168,8 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   registerApiKeyRoutes(app, ctx);
   registerCallDataRoutes(app, ctx);
   if (deps.webhooks) registerWebhookRoutes(app, ctx, deps.webhooks);
+  // A plugin of its own (audio body parser for the upload only): registered, then loaded before the app is handed out.
+  if (deps.prompts) await registerPromptRoutes(app, ctx, deps.prompts);
   return app;
 }
 

@@ -12,10 +12,12 @@ import { TenantStoreConflict, type TenantStore, type Versioned } from '../store/
 import type { ApiKeyStore } from '../store/api-key-store.js';
 import type { CdrStore } from '../store/cdr-store.js';
 import type { WebhookStore } from '../store/webhook-store.js';
+import type { PromptStore } from '../store/prompt-store.js';
 import type { CallRecord, HangUpResult } from '../call/call-tracker.js';
 import type { UrlCheck } from '../webhooks/url-guard.js';
 import { AdminError, notFound, type AdminIssue } from './errors.js';
 import { COLLECTIONS } from './resources.js';
+import { promptReferences } from './prompt-references.js';
 
 /** Caller region of a number (the 来电归属地 index of src/call), for simulate. */
 export type RegionLookup = (caller: string) => { province?: string; city?: string } | undefined;
@@ -67,7 +69,18 @@ export interface AdminDeps {
     /** Ends a call of the tenant on this node (DELETE …/calls/{id}); absent: no hang-up. */
     hangUp?(tenant: string, callId: string): Promise<HangUpResult>;
   };
+  /** Audio prompts: …/prompts routes exist only with it, and tenant writes check prompt references against it. */
+  prompts?: PromptStore;
+  /** Largest prompt upload, bytes. Default MAX_PROMPT_BYTES (10 MiB). */
+  promptBodyLimit?: number;
 }
+
+/**
+ * What a tenant write does about prompts it names that have no audio:
+ * `refuse` (422) when the write introduces the reference, `warn` (report
+ * them with the result, write anyway) for whole-document imports.
+ */
+export type MissingPrompts = 'refuse' | 'warn';
 
 /** Who is calling, once authenticated. */
 export type Principal =
@@ -114,12 +127,14 @@ export class AdminContext {
    * so issues inside it are reported relative to the request body.
    * `ifTenantVersion`: a precondition on the store version (export/import):
    * a conflict is then a 412, never retried.
+   * `missingPrompts`: see MissingPrompts (default refuse); `warnings` lists
+   * every reference to a prompt without audio that the write let through.
    */
   async writeTenant<R>(
     id: string,
     change: (doc: TenantDocument | undefined, version: number) => { doc: TenantDocument; result: R; focus?: string },
-    opts: { create?: boolean; ifTenantVersion?: number } = {},
-  ): Promise<{ result: R; version: number; doc: TenantDocument }> {
+    opts: { create?: boolean; ifTenantVersion?: number; missingPrompts?: MissingPrompts } = {},
+  ): Promise<{ result: R; version: number; doc: TenantDocument; warnings: AdminIssue[] }> {
     for (let attempt = 1; ; attempt++) {
       const cur = await this.store(() => this.deps.store.getTenant(id));
       if (!cur && !opts.create) throw notFound(`tenant ${id}`);
@@ -128,15 +143,45 @@ export class AdminContext {
       const { doc, result, focus } = change(cur ? structuredClone(cur.doc) : undefined, version);
       const checked = validateTenant(doc);
       if (!checked.ok) throw validationError(checked.issues, focus, doc);
+      const warnings = await this.checkPrompts(id, doc, cur?.doc, focus, opts.missingPrompts ?? 'refuse');
       try {
         const written = await this.store(() => this.deps.store.putTenant(doc, { ifVersion: version }));
-        return { result, version: written, doc };
+        return { result, version: written, doc, warnings };
       } catch (err) {
         if (!(err instanceof TenantStoreConflict)) throw err;
         if (opts.ifTenantVersion !== undefined) throw stale(err.actual === 0 ? undefined : err.actual);
         if (attempt >= MAX_WRITE_ATTEMPTS) throw new AdminError('DP_ADMIN_CONTENTION');
       }
     }
+  }
+
+  /**
+   * References of `doc` to prompts the prompt store does not have. Only a
+   * reference this write introduces is refused: one to a prompt already
+   * missing before (an imported document, audio deleted behind the API's
+   * back) must not block unrelated edits of the same tenant. Not atomic
+   * with the prompt store (no transaction spans both stores): a prompt
+   * deleted at the same moment can still leave a reference behind, which
+   * the next write reports.
+   */
+  private async checkPrompts(tenant: string, doc: TenantDocument, before: TenantDocument | undefined, focus: string | undefined, mode: MissingPrompts): Promise<AdminIssue[]> {
+    const prompts = this.deps.prompts;
+    const refs = prompts ? promptReferences(doc) : [];
+    if (!prompts || refs.length === 0) return [];
+    const ids = [...new Set(refs.map((r) => r.prompt))];
+    const found = await this.store(() => Promise.all(ids.map(async (p) => ((await prompts.getMeta(tenant, p)) ? undefined : p))));
+    const missing = new Set(found.filter((p): p is string => p !== undefined));
+    if (missing.size === 0) return [];
+    const alreadyMissing = new Set(before ? promptReferences(before).map((r) => r.prompt) : []);
+    const issues = refs.filter((r) => missing.has(r.prompt)).map((r) => ({
+      prompt: r.prompt,
+      issue: toAdminIssue({ code: 'DP_ROUTE_REFERENCE', path: r.path, message: `prompt "${r.prompt}" does not exist (upload it with PUT /v1/tenants/${tenant}/prompts/${r.prompt})` }, focus, doc),
+    }));
+    const introduced = issues.filter((i) => !alreadyMissing.has(i.prompt)).map((i) => i.issue);
+    if (mode === 'refuse' && introduced.length > 0) {
+      throw new AdminError('DP_ADMIN_REFERENCE', introduced.length === 1 ? introduced[0]?.message : undefined, { issues: introduced });
+    }
+    return issues.map((i) => i.issue);
   }
 }
 

@@ -15,6 +15,8 @@ export const ADMIN_ERROR_CODES = {
   DP_ADMIN_VALIDATION: { status: 400, message: 'request does not match its schema' },
   /** The body is not JSON, or has a content type the API does not read. */
   DP_ADMIN_BAD_BODY: { status: 400, message: 'request body cannot be read' },
+  /** An uploaded prompt is not a WAV file a call can play (the message says what is wrong with it). */
+  DP_ADMIN_BAD_AUDIO: { status: 400, message: 'the audio file is not a usable prompt' },
   /** The key in the URL and the key in the body differ. */
   DP_ADMIN_KEY_MISMATCH: { status: 400, message: 'the object key in the body differs from the one in the URL' },
   /** No credentials, or credentials that are not valid. */
@@ -23,13 +25,13 @@ export const ADMIN_ERROR_CODES = {
   DP_ADMIN_FORBIDDEN: { status: 403, message: 'these credentials may not do this' },
   /** No such tenant or object; also what a key of another tenant sees. */
   DP_ADMIN_NOT_FOUND: { status: 404, message: 'not found' },
-  /** The change conflicts with the current state in a way a retry cannot fix (realm change with extensions). */
+  /** The change conflicts with the current state in a way a retry cannot fix (realm change with extensions, deleting a prompt in use). */
   DP_ADMIN_CONFLICT: { status: 409, message: 'the change conflicts with the current configuration' },
   /** If-Match did not match the current version, or If-None-Match: * and the object exists. */
   DP_ADMIN_PRECONDITION: { status: 412, message: 'version precondition failed' },
   /** Body larger than the route accepts. */
   DP_ADMIN_TOO_LARGE: { status: 413, message: 'request body too large' },
-  /** Content type other than application/json. */
+  /** Content type other than application/json (audio/wav for a prompt upload). */
   DP_ADMIN_MEDIA_TYPE: { status: 415, message: 'only application/json is accepted' },
   /** The resulting tenant document breaks a reference (a rule ringing a missing extension...). */
   DP_ADMIN_REFERENCE: { status: 422, message: 'the change breaks a reference of the tenant document' },

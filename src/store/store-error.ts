@@ -34,7 +34,11 @@ export type StoreErrorCode =
   /** A CDR cursor no store handed out. */
   | 'DP_STORE_BAD_CURSOR'
   /** A webhook configuration that does not match WEBHOOK_CONFIG_SCHEMA. */
-  | 'DP_STORE_BAD_WEBHOOK';
+  | 'DP_STORE_BAD_WEBHOOK'
+  /** A prompt put with a bad id, description or audio (empty, too large). */
+  | 'DP_STORE_BAD_PROMPT'
+  /** A prompt put beyond the tenant's prompt count or total bytes. */
+  | 'DP_STORE_PROMPT_QUOTA';
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;

@@ -5,9 +5,9 @@
  *   GET    /v1/tenants/{tenant}           settings (id, name, domain, time zone...) and object counts
  *   PUT    /v1/tenants/{tenant}           create (operator) or replace the settings; collections are kept
  *   PATCH  /v1/tenants/{tenant}           merge patch of the settings
- *   DELETE /v1/tenants/{tenant}           operator: the tenant and its API keys
+ *   DELETE /v1/tenants/{tenant}           operator: the tenant, its API keys and its prompts
  *   GET    /v1/tenants/{tenant}/export    the whole document (HA1s only with ?secrets=true and write rights)
- *   POST   /v1/tenants/{tenant}/import    replace the whole document, all or nothing
+ *   POST   /v1/tenants/{tenant}/import    replace the whole document, all or nothing (`warnings`: prompts without audio)
  *
  * Versions here are the store's tenant version (a number, ETag `"<n>"`).
  *
@@ -140,6 +140,9 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: AdminContext): v
     }
     if (!deleted) throw notFound(`tenant ${tenant}`);
     await ctx.store(() => ctx.deps.keys.deleteTenant(tenant));
+    // Its prompts too: a tenant created later under the same id must not find them.
+    const prompts = ctx.deps.prompts;
+    if (prompts) await ctx.store(() => prompts.deleteTenant(tenant));
     return reply.code(204).send();
   });
 
@@ -176,11 +179,15 @@ export function registerTenantRoutes(app: FastifyInstance, ctx: AdminContext): v
       throw new AdminError('DP_ADMIN_KEY_MISMATCH', `the URL names tenant ${tenant} but the document is ${String(body.id)}`, { issues: [{ in: 'body', path: '/id', message: `must be ${tenant} or left out` }] });
     }
     const precondition = tenantVersionPrecondition(req);
-    const { version, result: created } = await ctx.writeTenant(tenant, (current) => {
+    // Prompts the document names but nobody uploaded are reported, not refused: an
+    // import creates or restores a tenant whose audio cannot exist before it does
+    // (routing-rules/examples name prompts too), so they can only be uploaded after.
+    const { version, result: created, warnings } = await ctx.writeTenant(tenant, (current) => {
       const doc = importedDocument(body, tenant, current, ctx.deps.defaultRealm);
       return { doc, result: current === undefined };
-    }, { create: req.principal?.kind === 'operator', ...(precondition !== undefined ? { ifTenantVersion: precondition } : {}) });
-    return reply.code(created ? 201 : 200).header('etag', etag(version)).send({ id: tenant, version: String(version), created });
+    }, { create: req.principal?.kind === 'operator', missingPrompts: 'warn', ...(precondition !== undefined ? { ifTenantVersion: precondition } : {}) });
+    return reply.code(created ? 201 : 200).header('etag', etag(version))
+      .send({ id: tenant, version: String(version), created, ...(warnings.length > 0 ? { warnings } : {}) });
   });
 }
 

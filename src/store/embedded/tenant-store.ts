@@ -380,13 +380,13 @@ function asObject(value: unknown, what: string): Record<string, unknown> {
 }
 
 /**
- * Replaces `file` with `text` atomically: a temp file in the same directory
+ * Replaces `file` with `text` (or bytes: prompts) atomically: a temp file in the same directory
  * (rename is only atomic within one file system), fsync'd before the rename
  * so the rename cannot reach the disk before the data, then the directory
  * fsync'd so the rename itself survives a power cut. Mode 0600: tenant
  * documents carry digest HA1 hashes.
  */
-export async function writeFileAtomic(file: string, text: string): Promise<void> {
+export async function writeFileAtomic(file: string, text: string | Uint8Array): Promise<void> {
   const dir = dirname(file);
   const temp = join(dir, `${basename(file)}${TEMP_INFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
   const handle = await open(temp, 'wx', 0o600);

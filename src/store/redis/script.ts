@@ -30,7 +30,8 @@ export function isWrongTypeError(err: unknown): boolean {
   return err instanceof Error && err.message.startsWith('WRONGTYPE');
 }
 
-export type MultiKeyScript = (keys: readonly string[], ...args: string[]) => Promise<unknown>;
+/** Arguments may be bytes (audio): ioredis sends a Buffer as is. */
+export type MultiKeyScript = (keys: readonly string[], ...args: Array<string | Buffer>) => Promise<unknown>;
 
 /**
  * Like defineSingleKeyScript, for a script over `numberOfKeys` keys. On a

@@ -18,6 +18,7 @@ import type { TenantStore } from '../../../src/store/tenant-store.js';
 import type { CdrRecord } from '../../../src/store/cdr-store.js';
 import { EmbeddedCdrStore } from '../../../src/store/embedded/cdr-store.js';
 import { EmbeddedWebhookStore } from '../../../src/store/embedded/webhook-store.js';
+import { EmbeddedPromptStore } from '../../../src/store/embedded/prompt-store.js';
 import type { CallRecord } from '../../../src/call/call-tracker.js';
 
 export const OPERATOR = 'operator-token-for-tests';
@@ -314,7 +315,11 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
 
   t.test('authentication and tenant isolation', async (t) => {
     const data = callData(t);
-    const a = await startAdmin(t, backend, data.deps);
+    const prompts = await EmbeddedPromptStore.open();
+    t.teardown(() => prompts.close());
+    const a = await startAdmin(t, backend, { ...data.deps, prompts });
+    // A prompt of alpha, named like alpha's other objects, so a leak would show.
+    await prompts.put('alpha', 'main', { audio: Buffer.from('RIFF-alpha-audio'), meta: { name: 'alpha-prompt', codec: 'pcmu', sampleRate: 8000, durationMs: 2 } });
     // Call data of alpha, marked so a leak would show.
     await data.cdrs.append(cdr('alpha', 1, { route: 'alpha-route', caller: 'ALPHA-caller' }));
     await data.webhooks.put('alpha', { id: 'main', url: 'https://alpha-hooks.example/in', events: ['ended'], secret: 'alpha-secret-0123456789', enabled: true });
@@ -335,7 +340,7 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
     const values: Record<string, string> = { tenant: 'alpha', number: '4008123456', ext: '1001', id: 'main', plan: 'vpmn', report: 'busiest-targets' };
     const routes = adminRoutes(a.app).filter((r) => r.url.includes(':tenant'));
     t.ok(routes.length >= 69, `every route is tried (${routes.length})`);
-    for (const u of ['/cdrs', '/cdrs.csv', '/reports/:report', '/calls', '/webhooks', '/webhooks/:id', '/webhooks/:id/failures']) {
+    for (const u of ['/cdrs', '/cdrs.csv', '/reports/:report', '/calls', '/webhooks', '/webhooks/:id', '/webhooks/:id/failures', '/prompts', '/prompts/:id', '/prompts/:id/audio']) {
       t.ok(routes.some((r) => r.url === `/v1/tenants/:tenant${u}`), `${u} is among them`);
     }
     const alphaMarkers = /ALPHA|alpha-|alpha\.gw/;
@@ -355,7 +360,7 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
     t.equal((await a.call('DELETE', '/v1/tenants/alpha', { auth: alphaWriter })).statusCode, 403, 'a key cannot delete its tenant');
     t.equal((await a.call('PUT', '/v1/tenants/gamma', { auth: alphaWriter, body: {} })).statusCode, 404, 'nor create another');
 
-    for (const u of ['cdrs', 'cdrs.csv', 'reports/busiest-targets', 'calls', 'webhooks', 'webhooks/main', 'webhooks/main/failures']) {
+    for (const u of ['cdrs', 'cdrs.csv', 'reports/busiest-targets', 'calls', 'webhooks', 'webhooks/main', 'webhooks/main/failures', 'prompts', 'prompts/main', 'prompts/main/audio']) {
       const own = await a.call('GET', `/v1/tenants/alpha/${u}`, { auth: alphaReader });
       t.equal(own.statusCode, 200, `alpha's read-only key reads ${u}`);
       t.notMatch(own.body, 'alpha-secret-0123456789', `${u}: never the webhook secret`);
@@ -363,6 +368,7 @@ export function adminSuite(t: Test, backend: () => Promise<Backend>): void {
     t.equal((await a.call('GET', '/metrics', { auth: alphaWriter })).statusCode, 403, 'metrics are the operator\'s');
     t.equal((await a.call('GET', '/metrics', { auth: null })).statusCode, 401);
     t.same(data.invalidated, [], 'no refused request changed a webhook');
+    t.strictSame((await prompts.getAudio('alpha', 'main'))?.audio, Buffer.from('RIFF-alpha-audio'), 'nor alpha\'s prompt');
 
     const reads = await a.call('GET', '/v1/tenants/alpha/extensions', { auth: alphaReader });
     t.equal(reads.statusCode, 200, 'a read-only key reads');
