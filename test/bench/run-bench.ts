@@ -1,7 +1,7 @@
 // SIP proxy benchmark: Dialplane against Kamailio, same machine, same run.
 //
 //   npm run bench -- [--only kamailio|dialplane|dialplane-redis-rr] [--rates 500,1000,2000]
-//                    [--seconds 10] [--hold-ms 0] [--settle 5] [--json FILE] [--keep]
+//                    [--seconds 10] [--hold-ms 0] [--settle 5] [--step-warmup 5] [--json FILE] [--keep]
 //   npm run bench -- --soak 300 --rate 1000 [--sample 10] [--warmup 30] [--only dialplane]
 //
 // Each proxy runs as a child process with a SIPp UAS behind it
@@ -48,6 +48,8 @@ interface Options {
   readonly soakRate: number;
   readonly sampleSeconds: number;
   readonly warmupSeconds: number;
+  /** Calls at the lowest rate before the measured steps (every proxy alike). */
+  readonly stepWarmupSeconds: number;
   readonly keep: boolean;
   readonly json: string | null;
   readonly sipp: string;
@@ -89,6 +91,7 @@ function parseOptions(): Options {
       rate: { type: 'string' },
       sample: { type: 'string' },
       warmup: { type: 'string' },
+      'step-warmup': { type: 'string' },
       keep: { type: 'boolean' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -131,6 +134,7 @@ function parseOptions(): Options {
     soakRate: positive('--rate', values.rate, 1000),
     sampleSeconds: positive('--sample', values.sample, 10),
     warmupSeconds: positive('--warmup', values.warmup, 30, true),
+    stepWarmupSeconds: positive('--step-warmup', values['step-warmup'] ?? env.BENCH_STEP_WARMUP, 5, true),
     keep: values.keep === true || env.BENCH_KEEP === '1',
     json: values.json ?? null,
     sipp: env.BENCH_SIPP ?? 'sipp',
@@ -304,6 +308,23 @@ async function runRates(put: ProxyUnderTest, opts: Options, base: Omit<ProxyCont
   try {
     out(`\n== ${put.name}: starting (SIP ${put.sip.ip}:${put.sip.port}, UAS ${ctx.uas.ip}:${ctx.uas.port}, work dir ${workDir})`);
     started = await bringUp(put, ctx);
+    // Warm-up, the same for every proxy: a JIT-compiled proxy's first seconds
+    // (compilation, first heap growth) are a start-up cost, not a per-call one.
+    const lowest = Math.min(...opts.rates);
+    if (opts.stepWarmupSeconds > 0) {
+      await runUac(base.sippEnv, {
+        target: put.sip, bindIp: put.uacIp, service: put.service, rate: lowest,
+        calls: Math.max(1, Math.round(lowest * opts.stepWarmupSeconds)), holdMs: opts.holdMs,
+        dir: join(workDir, 'warm-up'), timeoutSeconds: opts.stepWarmupSeconds + opts.holdMs / 1000 + 30,
+      });
+      await sleep(opts.settleSeconds * 1000);
+    }
+    // Idle CPU once warm (timers, housekeeping), over 3 s.
+    const idleBefore = sampleTree(started.proxy.pid);
+    await sleep(3000);
+    const idle = cpuBetween(idleBefore, sampleTree(started.proxy.pid));
+    const idleCpu = idle.schedSeconds ?? idle.statSeconds;
+    started = { ...started, idleCpuPercent: idle.wallSeconds > 0 ? (100 * idleCpu) / idle.wallSeconds : null };
     out(row(STEP_HEAD, STEP_W));
     for (const rate of opts.rates) {
       if (started.proxy.child.exit() !== null) {

@@ -40,7 +40,12 @@ export abstract class TransactionBase<S extends string> {
   private lazyLog: Logger | undefined;
   private readonly logBranch: string | undefined;
   private readonly kind: string;
-  private readonly armed = new Map<string, TimerHandle>();
+  /**
+   * Armed timers as name/handle pairs: a state machine has two at most at a
+   * time, and a Map per transaction (kept 64*T1 per call leg) cost more
+   * memory than the transaction itself.
+   */
+  private armed: Array<string | TimerHandle> | undefined;
   /** Where the request that created a server transaction came from (its WS/TCP connection). */
   private readonly requestSource: MessageSource | undefined;
 
@@ -102,8 +107,9 @@ export abstract class TransactionBase<S extends string> {
    */
   protected terminate(reason: string): void {
     if (this.current === 'Terminated') return;
-    for (const h of this.armed.values()) h.cancel();
-    this.armed.clear();
+    const armed = this.armed;
+    if (armed) for (let i = 1; i < armed.length; i += 2) (armed[i] as TimerHandle).cancel();
+    this.armed = undefined;
     if (this.debugEnabled) this.log.debug({ from: this.current, to: 'Terminated', reason }, 'transaction state change');
     this.current = 'Terminated';
     this.ctx.forget(this);
@@ -116,23 +122,38 @@ export abstract class TransactionBase<S extends string> {
   protected startTimer(name: string, ms: number, fn: () => void): void {
     this.stopTimer(name);
     const handle = this.ctx.clock.setTimer(ms, () => {
-      if (this.armed.get(name) !== handle) return;
-      this.armed.delete(name);
+      if (!this.disarm(name, handle)) return;
       try {
         fn();
       } catch (err) {
         this.log.error({ err, timer: name }, 'transaction timer callback failed');
       }
     });
-    this.armed.set(name, handle);
+    (this.armed ??= []).push(name, handle);
   }
 
   protected stopTimer(name: string): void {
-    const h = this.armed.get(name);
-    if (h) {
-      h.cancel();
-      this.armed.delete(name);
+    const armed = this.armed;
+    if (!armed) return;
+    for (let i = 0; i < armed.length; i += 2) {
+      if (armed[i] !== name) continue;
+      (armed[i + 1] as TimerHandle).cancel();
+      armed.splice(i, 2);
+      return;
     }
+  }
+
+  /** Forgets a fired timer; false when it was stopped or re-armed meanwhile. */
+  private disarm(name: string, handle: TimerHandle): boolean {
+    const armed = this.armed;
+    if (!armed) return false;
+    for (let i = 0; i < armed.length; i += 2) {
+      if (armed[i] !== name) continue;
+      if (armed[i + 1] !== handle) return false;
+      armed.splice(i, 2);
+      return true;
+    }
+    return false;
   }
 
   /** Whether a transport is reliable: "timers zeroed", no retransmissions (§17.1.1.1). */

@@ -88,9 +88,11 @@ export class TransactionLayer {
     if (req.method === 'ACK') {
       throw new TransactionError('DP_SIP_TX_ACK_NOT_A_TRANSACTION', 'ACK is sent with sendAck, never through a client transaction');
     }
-    const via = req.topVia;
-    const branch = via.branch;
-    if (branch === undefined || !via.isRfc3261Branch) {
+    // No Via at all: e.g. a CANCEL built from an INVITE transaction's skeleton
+    // after its final response (§9.1: too late to cancel anything).
+    const via = req.has('via') ? req.topVia : undefined;
+    const branch = via?.branch;
+    if (via === undefined || branch === undefined || !via.isRfc3261Branch) {
       throw new TransactionError('DP_SIP_TX_BAD_BRANCH', 'Top Via needs a branch starting with z9hG4bK');
     }
     if (req.cseq.method !== req.method) {

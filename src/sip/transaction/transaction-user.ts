@@ -55,7 +55,11 @@ export interface ClientTransaction {
   /** Matching key: branch + CSeq method (§17.1.3). */
   readonly id: string;
   readonly branch: string;
-  /** The request; once a final response arrived, a skeleton (Call-ID, CSeq: see REQUEST_SKELETON). */
+  /**
+   * The request; once a final response arrived, a skeleton (Call-ID, CSeq:
+   * see REQUEST_SKELETON), from which no CANCEL can be built (§9.1: after a
+   * final response there is nothing left to cancel).
+   */
   readonly request: SipRequest;
   readonly destination: Destination;
   readonly isInvite: boolean;
