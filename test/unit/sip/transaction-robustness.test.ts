@@ -162,8 +162,12 @@ t.test('mangled wire messages never make the layer throw', async (t) => {
 
 // --- Soak ------------------------------------------------------------------------
 
-t.test('soak: 5 minutes at 1,000 calls/s through a proxy-shaped TU leaves zero transactions and zero timers', async (t) => {
-  const seconds = Number(process.env.DP_SOAK_SECONDS ?? 300);
+// Two simulated minutes: the live set peaks after 64*T1 (32 s) and is then
+// steady, so longer proves nothing more; five minutes took 80 s of wall time
+// on this machine and ran past the per-file timeout under CI's parallel jobs.
+// DP_SOAK_SECONDS=300 runs the long version.
+t.test('soak: 2 minutes at 1,000 calls/s through a proxy-shaped TU leaves zero transactions and zero timers', async (t) => {
+  const seconds = Number(process.env.DP_SOAK_SECONDS ?? 120);
   const rate = 1000;
   const clock = new HeapClock();
   const transport = new FakeTransactionTransport(clock);
