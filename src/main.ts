@@ -22,11 +22,12 @@ import { EmbeddedTenantStore } from './store/embedded/tenant-store.js';
 import { RedisLocationStore } from './store/redis/location-store.js';
 import { RedisTenantStore } from './store/redis/tenant-store.js';
 import { createRedisClient, waitForRedisReady } from './store/redis/connect.js';
+import { RedisNodeBus } from './store/redis/node-bus.js';
 import { adminRateLimitBackend } from './store/redis/admin-rate-limit.js';
 import { TenantCache } from './store/tenant-cache.js';
 import type { TenantStore } from './store/tenant-store.js';
 import { createCallExecutor } from './call/call-executor.js';
-import { CallTracker } from './call/call-tracker.js';
+import { CallTracker, type CallRecord, type HangUpResult } from './call/call-tracker.js';
 import { loadRegionIndex } from './call/region-index.js';
 import { DEMO_TENANT_ID, demoTenant } from './call/demo-tenant.js';
 import { TenantIndex } from './call/tenant-index.js';
@@ -251,6 +252,48 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
   await transport.start();
   log.info({ bind: p.bind, advertise: p.advertise, ports: transport.ports, realm: p.realm, store: config.redisUrl ? 'redis' : 'embedded' }, 'Dialplane SIP listening');
 
+  // Calls live in the node whose proxy carries them. With Redis the admin API
+  // of any node also asks the others (src/store/redis/node-bus.ts).
+  const ender = {
+    // RFC 3326 Reason on our BYEs: the phones (and their CDRs) see why the call ended.
+    hangUp: (d: Parameters<ProxyCore['hangUp']>[0]) => proxy.hangUp(d, { cause: 200, text: 'Call terminated by the administrator' }),
+    abort: (id: string) => proxy.abort(id),
+  };
+  let nodeBus: RedisNodeBus | undefined;
+  if (redisClient) {
+    const bus = new RedisNodeBus({
+      redis: redisClient, prefix: config.redisPrefix, log: log.child({ component: 'node-bus' }),
+      // Unique per process: node ids may repeat (every container is pid 1).
+      nodeId: `${config.node}-${randomBytes(4).toString('hex')}`,
+      handler: (op, args) => {
+        if (op === 'calls') return tracker.list();
+        if (op === 'hangup') {
+          const a = args as { tenant?: unknown; callId?: unknown };
+          if (typeof a.tenant !== 'string' || typeof a.callId !== 'string') throw new Error('hangup needs tenant and callId');
+          return tracker.hangUp(a.tenant, a.callId, ender);
+        }
+        throw new Error(`unknown question ${op}`);
+      },
+    });
+    await bus.start();
+    nodeBus = bus;
+    closers.unshift(() => bus.stop());
+  }
+  const calls = {
+    list: async () => {
+      const here = tracker.list();
+      if (!nodeBus) return here;
+      const others = await nodeBus.ask('calls', null);
+      return [...here, ...others.values.flatMap((v) => (Array.isArray(v) ? (v as CallRecord[]) : []))];
+    },
+    hangUp: async (tenant: string, callId: string): Promise<HangUpResult> => {
+      const here = await tracker.hangUp(tenant, callId, ender);
+      if (here.state !== 'unknown' || !nodeBus) return here;
+      const others = await nodeBus.ask('hangup', { tenant, callId });
+      return (others.values as HangUpResult[]).find((r) => r !== null && typeof r === 'object' && r.state !== 'unknown') ?? here;
+    },
+  };
+
   // Admin API (src/admin): HTTP on DIALPLANE_HTTP_PORT, on the SIP profile's bind address.
   let stopping = false;
   if (config.adminToken === undefined) log.warn({}, 'DIALPLANE_ADMIN_TOKEN is not set: tenants can only be managed with tenant API keys');
@@ -261,14 +304,7 @@ export async function startServer(config: Readonly<Config>, log: PinoLogger): Pr
     cdrs, webhooks, dispatcher, webhookUrlGuard, metrics, prompts,
     // Rate-limit counters shared by the cluster, under <prefix>admin-rate:.
     ...(redisClient ? { sharedRateLimit: adminRateLimitBackend(redisClient, config.redisPrefix) } : {}),
-    calls: {
-      list: () => tracker.list(),
-      // RFC 3326 Reason on our BYEs: the phones (and their CDRs) see why the call ended.
-      hangUp: (tenant, callId) => tracker.hangUp(tenant, callId, {
-        hangUp: (d) => proxy.hangUp(d, { cause: 200, text: 'Call terminated by the administrator' }),
-        abort: (id) => proxy.abort(id),
-      }),
-    },
+    calls,
   });
   await admin.listen({ port: config.httpPort, host: p.bind });
   closers.unshift(async () => { stopping = true; await admin.close(); }, () => apiKeys.close(), () => prompts.close());

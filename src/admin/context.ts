@@ -65,7 +65,8 @@ export interface AdminDeps {
   metrics?: { render(): Promise<string>; readonly contentType: string };
   /** Calls in progress on this node (the CallTracker): GET …/calls. */
   calls?: {
-    list(): ReadonlyArray<Readonly<CallRecord>>;
+    /** This node's calls, or (with Redis) every node's. */
+    list(): ReadonlyArray<Readonly<CallRecord>> | Promise<ReadonlyArray<Readonly<CallRecord>>>;
     /** Ends a call of the tenant on this node (DELETE …/calls/{id}); absent: no hang-up. */
     hangUp?(tenant: string, callId: string): Promise<HangUpResult>;
   };

@@ -5,9 +5,14 @@
  * the proxy send a BYE to each party. SIPp's scenario requires the BYE (with
  * its RFC 3326 Reason) and answers it; the phone gets its BYE through the
  * route set; the CDR says the call was answered and ended by the admin.
+ * With two nodes on one Redis, the node that does not carry the call lists
+ * it and hangs it up through the other (src/store/redis/node-bus.ts).
  */
 import t from 'tap';
 import type { CdrRecord } from '../../src/store/cdr-store.js';
+import { nullLogger } from '../../src/sip/logger.js';
+import { createRedisClient } from '../../src/store/redis/connect.js';
+import { deleteKeysWithPrefix, redisUrl, runPrefix } from '../helpers/redis-prefix.js';
 import { allocPort, registerContact, sipp, startDialplane, summary } from './harness.js';
 import { startMiniUas } from './mini-uas.js';
 
@@ -65,4 +70,53 @@ t.test('DELETE …/calls/{id}: both parties get a BYE from the proxy, the CDR sa
     if (cdr === undefined) await new Promise((res) => setTimeout(res, 100));
   }
   t.match(cdr, { disposition: 'answered', endedBy: 'admin', finalStatus: 200 }, 'the CDR says who ended it');
+});
+
+t.test('two nodes on one Redis: the call runs through node A, node B lists it and hangs it up', async (t) => {
+  const prefix = runPrefix('hangup');
+  const redis = createRedisClient(redisUrl, nullLogger);
+  t.teardown(async () => { await deleteKeysWithPrefix(redis, prefix); redis.disconnect(); });
+  const env = (httpPort: number): Record<string, string> => ({ DIALPLANE_ADMIN_TOKEN: TOKEN, DIALPLANE_HTTP_PORT: String(httpPort), REDIS_URL: redisUrl, DIALPLANE_REDIS_PREFIX: prefix });
+  const httpA = allocPort();
+  const httpB = allocPort();
+  const a = await startDialplane({ env: env(httpA) });
+  t.teardown(() => a.stop());
+  const b = await startDialplane({ env: env(httpB) });
+  t.teardown(() => b.stop());
+  const api = (port: number, method: string, path: string): Promise<Response> => fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+  for (const port of [httpA, httpB]) {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !(await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  const port = allocPort();
+  const reg = await registerContact(a, '1001', port);
+  t.equal(reg.code, 0, `1001 registered at node A: ${summary(reg)}`);
+  const phone = await startMiniUas(port, 'answer');
+  t.teardown(() => phone.close());
+  const caller = sipp('uac-call-expect-bye-from-proxy.xml', [
+    `127.0.0.1:${a.sipPort}`, '-i', CARRIER, '-p', String(allocPort()), '-s', '4008123456', '-m', '1',
+  ], 20);
+
+  let callId: string | undefined;
+  const until = Date.now() + 10_000;
+  while (Date.now() < until && callId === undefined) {
+    const items = ((await (await api(httpB, 'GET', '/v1/tenants/demo/calls')).json()) as { items: Array<{ callId: string; answeredAt?: number }> }).items;
+    callId = items.find((c) => c.answeredAt !== undefined)?.callId;
+    if (callId === undefined) await new Promise((res) => setTimeout(res, 50));
+  }
+  if (callId === undefined) {
+    caller.kill();
+    t.fail(`node B never listed the answered call: ${(await caller.done).output.slice(-2000)}`);
+    return;
+  }
+  t.pass('node B lists the call node A carries');
+  const del = await api(httpB, 'DELETE', `/v1/tenants/demo/calls/${encodeURIComponent(callId)}`);
+  t.equal(del.status, 200);
+  t.same(await del.json(), { callId, ended: true, state: 'answered', byeResponses: { caller: 200, callee: 200 } }, 'node A sent the BYEs');
+  const result = await caller.done;
+  t.equal(result.code, 0, `the caller got the BYE: ${summary(result)}`);
+  t.equal(phone.byes, 1, 'the phone got one BYE');
+  t.same(await (await api(httpA, 'GET', '/v1/tenants/demo/calls')).json(), { items: [] }, 'node A has no call left');
+  t.equal((await api(httpB, 'DELETE', `/v1/tenants/demo/calls/${encodeURIComponent(callId)}`)).status, 404, 'gone on every node');
 });

@@ -4,8 +4,8 @@
  *   GET /v1/tenants/{tenant}/cdrs               话单, newest first: from, to, number, disposition, limit, cursor
  *   GET /v1/tenants/{tenant}/cdrs.csv           the same selection as CSV (streamed, at most MAX_CSV_ROWS rows)
  *   GET /v1/tenants/{tenant}/reports/{report}   来电分析 over the selection (src/cdr/cdr-reports.ts)
- *   GET /v1/tenants/{tenant}/calls              calls in progress on this node
- *   DELETE /v1/tenants/{tenant}/calls/{callId}  hang one up (强拆): BYE to both parties, or stop it ringing
+ *   GET /v1/tenants/{tenant}/calls              calls in progress (with Redis: on every node)
+ *   DELETE /v1/tenants/{tenant}/calls/{callId}  hang one up (强拆): BYE to both parties, or stop it ringing, wherever it is
  *   GET /metrics                                Prometheus text (operator token)
  *
  * `from` and `to` are epoch milliseconds or an ISO 8601 date-time with a
@@ -15,8 +15,8 @@
  * epoch milliseconds, as stored.
  *
  * Each group of routes exists only when main.ts hands its dependency in.
- * Calls are those of this node: a load balancer in front of several nodes
- * must send the hang-up to the node that lists the call.
+ * With Redis, main.ts asks the other nodes too (src/store/redis/node-bus.ts):
+ * a call lives in the node whose proxy carries it.
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -139,11 +139,11 @@ export function registerCallDataRoutes(app: FastifyInstance, ctx: AdminContext):
   if (calls) {
     app.get('/v1/tenants/:tenant/calls', {
       config: { access: 'tenant-read' },
-      schema: { tags: ['calls'], summary: 'Calls of the tenant in progress on this node (times in epoch ms)', params: paramsSchema() },
+      schema: { tags: ['calls'], summary: 'Calls of the tenant in progress, on every node when the nodes share a Redis (times in epoch ms)', params: paramsSchema() },
     }, async (req) => {
       const tenant = (req.params as { tenant: string }).tenant;
       await ctx.readTenant(tenant);
-      const items = calls.list().filter((c) => c.tenant === tenant).sort((a, b) => a.startedAt - b.startedAt || (a.callId < b.callId ? -1 : 1));
+      const items = (await calls.list()).filter((c) => c.tenant === tenant).sort((a, b) => a.startedAt - b.startedAt || (a.callId < b.callId ? -1 : 1));
       return { items };
     });
 
@@ -154,7 +154,7 @@ export function registerCallDataRoutes(app: FastifyInstance, ctx: AdminContext):
         config: { access: 'tenant-write' },
         schema: {
           tags: ['calls'], params,
-          summary: 'Hang up a call in progress on this node (强拆): an answered call gets a BYE to both parties (Reason: SIP;cause=200), a ringing one is stopped (the caller gets 487). Its CDR says endedBy admin.',
+          summary: 'Hang up a call in progress (强拆), on whichever node carries it: an answered call gets a BYE to both parties (Reason: SIP;cause=200), a ringing one is stopped (the caller gets 487). Its CDR says endedBy admin.',
         },
       }, async (req) => {
         const { tenant, callId } = req.params as { tenant: string; callId: string };
