@@ -5,13 +5,14 @@
  * list; test/unit/config/node-flags.test.ts checks that package.json and
  * the Dockerfile spell it, so tests always run the server as it ships.
  *
- * --single-threaded-gc: a call retains ~20 KB for 32 s (transactions in
- * their wait states), so the young generation is scavenged often and with
- * many survivors. Parallel scavenging and concurrent marking split that work
- * over helper threads at a higher total CPU cost; on a 2-core box shared
- * with the kernel's network work (and SIPp in the benchmark) CPU per call is
- * what counts, not GC pause length. In-process bench, 1000 calls/s: median
- * 416 -> 361 us/call (3 runs each); the SIPp benchmark in the issue showed
- * about 6 % less CPU.
+ * None at present: V8's defaults. --single-threaded-gc was used until
+ * 2026-11-24 because short benchmark steps showed a little less CPU per
+ * call without GC helper threads; a 5-minute soak at 1000 calls/s then
+ * showed its cost: every full collection of a heap of 1-1.8 GB (a call is
+ * kept 32 s by RFC 6026's wait states) paused the only thread long enough
+ * for SIPp to retransmit, 4726 calls of 300 000 failed and 50 685
+ * messages were retransmitted, at 763 µs/call. With concurrent marking
+ * (the default), 1000 calls/s over 150 s: 0 failed, 533 retransmissions,
+ * 652 µs/call (npm run bench -- --soak, same afternoon).
  */
-export const NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
+export const NODE_FLAGS: readonly string[] = [];
