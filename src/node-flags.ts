@@ -13,6 +13,13 @@
  * for SIPp to retransmit, 4726 calls of 300 000 failed and 50 685
  * messages were retransmitted, at 763 µs/call. With concurrent marking
  * (the default), 1000 calls/s over 150 s: 0 failed, 533 retransmissions,
- * 652 µs/call (npm run bench -- --soak, same afternoon).
+ * 652 µs/call (npm run bench -- --soak, same afternoon); over 300 s, 137
+ * of 300 000 failed, 3382 retransmissions, 684 µs/call. Short benchmark
+ * steps still favour --single-threaded-gc (552 against 858 µs/call at
+ * 1000/s, and 1500/s held only with it): the helper threads compete with
+ * SIPp for the two cores. Sustained load is what a PBX must hold; what
+ * both need is a smaller heap per call. (Keeping concurrent marking with
+ * the parallel phases switched off, --no-parallel-marking and friends,
+ * crashed V8 in MarkLiveObjects: not a supported combination.)
  */
 export const NODE_FLAGS: readonly string[] = [];
