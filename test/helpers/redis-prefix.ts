@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
 
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -31,4 +32,24 @@ export async function keysWithPrefix(redis: Redis, prefix: string): Promise<stri
 export async function deleteKeysWithPrefix(redis: Redis, prefix: string): Promise<void> {
   // One UNLINK per key: multi-key deletes would be cross-slot on a Cluster.
   await Promise.all((await keysWithPrefix(redis, prefix)).map((key) => redis.unlink(key)));
+}
+
+/**
+ * A client and a run prefix for one test file: at the file's end every key
+ * under the prefix is deleted, and a key still there fails the file.
+ */
+export async function redisForFile(t: { teardown(fn: () => Promise<void>): void }, what: string): Promise<{ redis: Redis; base: string }> {
+  const base = runPrefix(what);
+  const redis = createRedisClient(redisUrl, { warn: () => undefined, info: () => undefined });
+  t.teardown(async () => {
+    try {
+      await deleteKeysWithPrefix(redis, base);
+      const left = await keysWithPrefix(redis, base);
+      if (left.length > 0) throw new Error(`keys left behind: ${left.join(', ')}`);
+    } finally {
+      redis.disconnect();
+    }
+  });
+  await waitForRedisReady(redis, 5_000);
+  return { redis, base };
 }

@@ -4,23 +4,11 @@
  * and are deleted at the end.
  */
 import t from 'tap';
-import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
 import { RedisCdrStore, cdrKey } from '../../src/store/redis/cdr-store.js';
 import { T0, cdr, cdrContract } from '../unit/store/cdr-contract.js';
-import { deleteKeysWithPrefix, keysWithPrefix, redisUrl, runPrefix } from '../helpers/redis-prefix.js';
+import { deleteKeysWithPrefix, redisForFile } from '../helpers/redis-prefix.js';
 
-const base = runPrefix('cdr');
-const redis = createRedisClient(redisUrl, { warn: () => undefined, info: () => undefined });
-t.teardown(async () => {
-  try {
-    await deleteKeysWithPrefix(redis, base);
-    const left = await keysWithPrefix(redis, base);
-    if (left.length > 0) throw new Error(`keys left behind: ${left.join(', ')}`);
-  } finally {
-    redis.disconnect();
-  }
-});
-await waitForRedisReady(redis, 5_000);
+const { redis, base } = await redisForFile(t, 'cdr');
 
 let n = 0;
 function make(options: Partial<ConstructorParameters<typeof RedisCdrStore>[0]> = {}): { store: RedisCdrStore; prefix: string; cleanup: () => Promise<void> } {

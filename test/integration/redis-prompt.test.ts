@@ -1,22 +1,10 @@
 /** RedisPromptStore against a real Redis: the shared contract, then the key layout and binary safety. */
 import t from 'tap';
-import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
 import { RedisPromptStore, promptAudioKey, promptIndexKey, promptMetaKey } from '../../src/store/redis/prompt-store.js';
 import { PROMPT_NOW, TEST_LIMITS, audioBytes, described, promptContract } from '../unit/store/prompt-contract.js';
-import { deleteKeysWithPrefix, keysWithPrefix, redisUrl, runPrefix } from '../helpers/redis-prefix.js';
+import { deleteKeysWithPrefix, keysWithPrefix, redisForFile } from '../helpers/redis-prefix.js';
 
-const base = runPrefix('prompt');
-const redis = createRedisClient(redisUrl, { warn: () => undefined, info: () => undefined });
-t.teardown(async () => {
-  try {
-    await deleteKeysWithPrefix(redis, base);
-    const left = await keysWithPrefix(redis, base);
-    if (left.length > 0) throw new Error(`keys left behind: ${left.join(', ')}`);
-  } finally {
-    redis.disconnect();
-  }
-});
-await waitForRedisReady(redis, 5_000);
+const { redis, base } = await redisForFile(t, 'prompt');
 
 let n = 0;
 function make(): { store: RedisPromptStore; prefix: string; cleanup: () => Promise<void> } {

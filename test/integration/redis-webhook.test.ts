@@ -1,22 +1,10 @@
 /** RedisWebhookStore against a real Redis: the shared contract, then the key layout. */
 import t from 'tap';
-import { createRedisClient, waitForRedisReady } from '../../src/store/redis/connect.js';
 import { RedisWebhookStore, webhookFailuresKey, webhooksKey } from '../../src/store/redis/webhook-store.js';
 import { failure, hook, webhookContract } from '../unit/store/webhook-contract.js';
-import { deleteKeysWithPrefix, keysWithPrefix, redisUrl, runPrefix } from '../helpers/redis-prefix.js';
+import { deleteKeysWithPrefix, redisForFile } from '../helpers/redis-prefix.js';
 
-const base = runPrefix('webhook');
-const redis = createRedisClient(redisUrl, { warn: () => undefined, info: () => undefined });
-t.teardown(async () => {
-  try {
-    await deleteKeysWithPrefix(redis, base);
-    const left = await keysWithPrefix(redis, base);
-    if (left.length > 0) throw new Error(`keys left behind: ${left.join(', ')}`);
-  } finally {
-    redis.disconnect();
-  }
-});
-await waitForRedisReady(redis, 5_000);
+const { redis, base } = await redisForFile(t, 'webhook');
 
 let n = 0;
 function make(): { store: RedisWebhookStore; prefix: string; cleanup: () => Promise<void> } {
