@@ -15,46 +15,22 @@
  * stack's call stack in a way that could break it: a throwing listener is
  * logged and ignored.
  */
-import type { CallOrigin } from '../routing/index.js';
 import type { Clock, TimerHandle } from '../sip/clock.js';
 import type { Logger } from '../sip/logger.js';
 import type { SipRequest } from '../sip/message/message.js';
 import type { BranchOutcomeKind } from '../sip/proxy/fork-plan.js';
 import { observeInDialog, type ProxiedDialog } from '../sip/proxy/proxied-dialog.js';
+import type { CdrAttempt, CdrDisposition, CdrRecord } from '../store/cdr-store.js';
 
-export type Disposition = 'answered' | 'busy' | 'no-answer' | 'rejected' | 'failed' | 'abandoned';
+/** A call's record is the CDR it ends as (src/store/cdr-store.ts), attempts typed by the proxy's outcome kinds. */
+export type Disposition = CdrDisposition;
 
-export interface TargetAttempt {
-  /** Extension number, or the external number with its gateway. */
-  target: string;
-  kind: 'extension' | 'external';
-  startedAt: number;
-  endedAt: number;
+export interface TargetAttempt extends CdrAttempt {
   outcome: BranchOutcomeKind;
-  status: number;
 }
 
-export interface CallRecord {
-  callId: string;
-  tenant: string;
-  origin: CallOrigin;
-  /** As dialled (Request-URI user). */
-  called: string;
-  /** Calling number (carrier calls) or the calling extension. */
-  caller?: string;
-  callerRegion?: { province?: string; city?: string };
-  route?: string;
-  rule?: string;
-  startedAt: number;
-  ringingAt?: number;
-  answeredAt?: number;
-  endedAt?: number;
+export interface CallRecord extends Omit<CdrRecord, 'attempts'> {
   attempts: TargetAttempt[];
-  /** Final status the caller got. */
-  finalStatus?: number;
-  disposition?: Disposition;
-  /** How the call ended: a BYE through us, the safety timeout, its final response, or an administrator (DELETE …/calls/{id}). */
-  endedBy?: 'bye' | 'timeout' | 'final' | 'admin';
 }
 
 export interface CallListener {

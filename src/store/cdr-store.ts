@@ -27,6 +27,7 @@ export const DISPOSITIONS = ['answered', 'busy', 'no-answer', 'rejected', 'faile
 export type CdrDisposition = (typeof DISPOSITIONS)[number];
 
 export interface CdrAttempt {
+  /** Extension number, or the external number with its gateway. */
   target: string;
   kind: 'extension' | 'external';
   startedAt: number;
@@ -39,7 +40,9 @@ export interface CdrRecord {
   callId: string;
   tenant: string;
   origin: CallOrigin;
+  /** As dialled (Request-URI user). */
   called: string;
+  /** Calling number (carrier calls) or the calling extension. */
   caller?: string;
   callerRegion?: { province?: string; city?: string };
   route?: string;
@@ -49,8 +52,10 @@ export interface CdrRecord {
   answeredAt?: number;
   endedAt?: number;
   attempts: readonly CdrAttempt[];
+  /** Final status the caller got. */
   finalStatus?: number;
   disposition?: CdrDisposition;
+  /** How the call ended: a BYE through us, the safety timeout, its final response, or an administrator (DELETE …/calls/{id}). */
   endedBy?: 'bye' | 'timeout' | 'final' | 'admin';
 }
 

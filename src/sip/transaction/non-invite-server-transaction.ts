@@ -31,10 +31,9 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
     this.unreliable = !this.reliable(request.source?.transport ?? 'udp');
   }
 
-  /** "Completed" resends the final response whole; of the request a skeleton will do. */
+  /** "Completed" resends the final response whole (compacted once sent, in respond()); of the request a skeleton will do. */
   protected compactForWait(): void {
     this.request = this.request.skeleton(REQUEST_SKELETON);
-    this.lastResponse?.compact();
   }
 
   /** A retransmission of the request (§17.2.3). Always absorbed. */
