@@ -244,11 +244,15 @@ export abstract class SipMessage {
    * string of its own: see skeleton().
    */
   protected keptRows(names: readonly string[]): HeaderField[] {
-    const rows: HeaderField[] = [];
+    // Sized up front: an array grown by push() reserves 17 slots at once,
+    // 150 bytes per skeleton for its one or two rows.
+    const rows = new Array<HeaderField>(names.length);
+    let kept = 0;
     for (const n of names) {
       const v = this.get(n);
-      if (v !== undefined) rows.push({ name: canonicalName(n), value: ownString(v) });
+      if (v !== undefined) rows[kept++] = { name: canonicalName(n), value: ownString(v) };
     }
+    rows.length = kept;
     return rows;
   }
 

@@ -161,6 +161,23 @@ export class ProxyCore implements TransactionUser {
   private readonly validation: ValidationOptions;
   /** Key for the MAC that protects flow tokens in our Record-Route (RFC 5626 §5.2). */
   private readonly flowKey = randomBytes(16);
+  /**
+   * The handler of a branch's client transaction once its response context
+   * is cleaned up (final response sent, every branch done). What can still
+   * arrive: "Any 2xx response to an INVITE request" MUST be forwarded
+   * (§16.7 step 5), the first's retransmissions (RFC 6026 "Accepted") or a
+   * late answer of a branch being cancelled; a proxy without the context
+   * forwards it statelessly (§16.7: "the element MUST process the response
+   * as a stateless proxy"), which sends it where the server transaction
+   * would have. Everything else is absorbed: the context has no use for it.
+   */
+  private readonly doneBranch: ClientTransactionHandler = {
+    onResponse: (res) => {
+      if (res.status >= 200 && res.status < 300) this.onStrayResponse(res);
+    },
+    onTimeout: () => undefined,
+    onTransportError: () => undefined,
+  };
 
   constructor(private readonly o: ProxyCoreOptions) {
     this.layer = o.layer;
@@ -528,6 +545,7 @@ export class ProxyCore implements TransactionUser {
     if (branch.done) return;
     branch.done = true;
     branch.timer?.cancel();
+    branch.timer = undefined;
     const onOutcome = branch.ctx.onOutcome;
     if (status !== undefined && onOutcome) {
       const outcome: BranchOutcome = { target: branch.target, status, kind: kind ?? classifyStatus(status), elapsedMs: this.o.clock.now() - branch.startedAt };
@@ -727,7 +745,12 @@ export class ProxyCore implements TransactionUser {
     // needed so it is not carried into the old generation for 32 s per call.
     ctx.best = undefined;
     ctx.challenges = [];
-    for (const b of ctx.branches) if (!b.cancelWanted || b.cancelSent) b.request = undefined;
+    for (const b of ctx.branches) {
+      // A branch still waiting for a provisional to send its CANCEL (§9.1) keeps its request and handler.
+      if (b.cancelWanted && !b.cancelSent) continue;
+      b.request = undefined;
+      if (b.tx && b.tx.state !== 'Terminated') b.tx.setHandler(this.doneBranch);
+    }
     // Nothing reads them once every branch is done and the final response is
     // out (late responses only go upstream), and they keep the router's whole
     // per-call state (plan, targets, closures) reachable.

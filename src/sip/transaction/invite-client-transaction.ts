@@ -25,7 +25,7 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
   request: SipRequest;
   readonly destination: Destination;
   lastResponse: SipResponse | undefined;
-  private readonly handler: ClientTransactionHandler;
+  private handler: ClientTransactionHandler;
   private readonly unreliable: boolean;
   private timerAInterval: number;
   /** The ACK for the non-2xx final response, re-sent for each retransmission of it. */
@@ -57,6 +57,10 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
 
   override terminate(): void {
     super.terminate('terminated by TU');
+  }
+
+  setHandler(handler: ClientTransactionHandler): void {
+    this.handler = handler;
   }
 
   /**
@@ -114,7 +118,9 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
       // client transaction MUST NOT generate an ACK to the 2xx response --
       // its handling is delegated to the TU."
       this.transition('Accepted');
-      this.startTimer('M', 64 * t1, () => this.timerM());
+      // "If timer M fires while the client transaction is in the "Accepted"
+      // state, the client transaction MUST move to the "Terminated" state."
+      this.waitThenTerminate('M', 64 * t1);
       this.passUp(res);
       return true;
     }
@@ -135,7 +141,9 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
     // "The client transaction SHOULD start timer D when it enters the
     // "Completed" state, with a value of at least 32 seconds for unreliable
     // transports, and a value of zero seconds for reliable transports."
-    if (this.unreliable) this.startTimer('D', TIMER_D_UNRELIABLE_MS, () => this.timerD());
+    // "If timer D fires while the client transaction is in the "Completed"
+    // state, the client transaction MUST move to the terminated state."
+    if (this.unreliable) this.waitThenTerminate('D', TIMER_D_UNRELIABLE_MS);
     else super.terminate('Timer D (0 s, reliable transport)');
     return true;
   }
@@ -189,18 +197,6 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
     this.log.debug({}, 'Timer B fired');
     this.tellTu('onTimeout', () => this.handler.onTimeout(this));
     super.terminate('Timer B');
-  }
-
-  private timerD(): void {
-    // "If timer D fires while the client transaction is in the "Completed"
-    // state, the client transaction MUST move to the terminated state."
-    super.terminate('Timer D');
-  }
-
-  private timerM(): void {
-    // RFC 6026 §8.4: "If timer M fires while the client transaction is in the
-    // "Accepted" state, the client transaction MUST move to the "Terminated" state."
-    super.terminate('Timer M');
   }
 
   protected handleTransportError(err: TransportError): void {

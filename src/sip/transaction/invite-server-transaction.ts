@@ -136,7 +136,10 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
       // responses are handled by the TU. The server transaction MUST then
       // transition to the "Accepted" state." Timer L = 64*T1 (RFC 6026 §8.7).
       this.transition('Accepted');
-      this.startTimer('L', 64 * t1, () => this.timerL());
+      // RFC 6026 §8.7: "If Timer L fires while the INVITE server transaction
+      // is in the "Accepted" state, the transaction MUST transition to the
+      // "Terminated" state."
+      this.waitThenTerminate('L', 64 * t1);
       this.sendResponse(res);
       return;
     }
@@ -181,13 +184,6 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     this.log.debug({ status: res.status }, 'non-2xx response from TU in Accepted discarded');
   }
 
-  private timerL(): void {
-    // RFC 6026 §8.7: "If Timer L fires while the INVITE server transaction is
-    // in the "Accepted" state, the transaction MUST transition to the
-    // "Terminated" state."
-    this.terminate('Timer L');
-  }
-
   // --- Completed / Confirmed ----------------------------------------------
 
   private completedRequest(req: SipRequest): boolean {
@@ -208,7 +204,8 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
       this.transition('Confirmed');
       // "When this state is entered, timer I is set to fire in T4 seconds for
       // unreliable transports, and zero seconds for reliable transports."
-      if (this.unreliable) this.startTimer('I', this.ctx.timers.t4, () => this.timerI());
+      // "Once timer I fires, the server MUST transition to the "Terminated" state."
+      if (this.unreliable) this.waitThenTerminate('I', this.ctx.timers.t4);
       else this.terminate('Timer I (0 s, reliable transport)');
       return true;
     }
@@ -241,11 +238,6 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     // a transaction failure has occurred."
     this.tellTu('onTimeout', () => this.onTimeout?.(this));
     this.terminate('Timer H');
-  }
-
-  private timerI(): void {
-    // "Once timer I fires, the server MUST transition to the "Terminated" state."
-    this.terminate('Timer I');
   }
 
   /**

@@ -20,7 +20,7 @@ export class NonInviteClientTransaction extends TransactionBase<State> implement
   request: SipRequest;
   readonly destination: Destination;
   lastResponse: SipResponse | undefined;
-  private readonly handler: ClientTransactionHandler;
+  private handler: ClientTransactionHandler;
   private readonly unreliable: boolean;
   private timerEInterval: number;
 
@@ -49,6 +49,10 @@ export class NonInviteClientTransaction extends TransactionBase<State> implement
 
   override terminate(): void {
     super.terminate('terminated by TU');
+  }
+
+  setHandler(handler: ClientTransactionHandler): void {
+    this.handler = handler;
   }
 
   /** A response that matched this transaction (§17.1.3); always taken. */
@@ -97,7 +101,9 @@ export class NonInviteClientTransaction extends TransactionBase<State> implement
     // seconds for reliable transports. The "Completed" state exists to buffer
     // any additional response retransmissions that may be received (which is
     // why the client transaction remains there only for unreliable transports)."
-    if (this.unreliable) this.startTimer('K', this.ctx.timers.t4, () => this.timerK());
+    // "If Timer K fires while in this state, the client transaction MUST
+    // transition to the "Terminated" state."
+    if (this.unreliable) this.waitThenTerminate('K', this.ctx.timers.t4);
     else super.terminate('Timer K (0 s, reliable transport)');
   }
 
@@ -131,12 +137,6 @@ export class NonInviteClientTransaction extends TransactionBase<State> implement
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
     this.tellTu('onTimeout', () => this.handler.onTimeout(this));
     super.terminate('Timer F');
-  }
-
-  private timerK(): void {
-    // "If Timer K fires while in this state, the client transaction MUST
-    // transition to the "Terminated" state."
-    super.terminate('Timer K');
   }
 
   protected handleTransportError(err: TransportError): void {

@@ -94,17 +94,13 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
       // "When the server transaction enters the "Completed" state, it MUST
       // set Timer J to fire in 64*T1 seconds for unreliable transports, and
       // zero seconds for reliable transports."
-      if (this.unreliable) this.startTimer('J', 64 * this.ctx.timers.t1, () => this.timerJ());
+      // "The server transaction remains in this state until Timer J fires, at
+      // which point it MUST transition to the "Terminated" state."
+      if (this.unreliable) this.waitThenTerminate('J', 64 * this.ctx.timers.t1);
       else this.terminate('Timer J (0 s, reliable transport)');
     } catch (err) {
       this.log.error({ err, status: res.status }, 'respond failed');
     }
-  }
-
-  private timerJ(): void {
-    // "The server transaction remains in this state until Timer J fires, at
-    // which point it MUST transition to the "Terminated" state."
-    this.terminate('Timer J');
   }
 
   protected handleTransportError(err: TransportError): void {

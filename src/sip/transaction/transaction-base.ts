@@ -8,6 +8,7 @@ import type { Clock, TimerHandle } from '../clock.js';
 import { LazyChildLogger, type Logger } from '../logger.js';
 import { ownString, type MessageSource, type SipRequest, type SipResponse } from '../message/message.js';
 import type { Destination, TimerConfig, TransactionTransport, TransportError } from './types.js';
+import type { WaitQueue, Waiter } from './wait-queue.js';
 
 /**
  * The rows a transaction keeps of a message in a wait state (nothing is
@@ -30,9 +31,11 @@ export interface TransactionContext {
   readonly log: Logger;
   /** Called exactly once when the transaction reaches "Terminated", before the TU hears of it. */
   readonly forget: (tx: TransactionBase<string>) => void;
+  /** The layer's WaitQueue for waits of `ms` (one per duration). */
+  readonly waitQueue: (ms: number) => WaitQueue;
 }
 
-export abstract class TransactionBase<S extends string> {
+export abstract class TransactionBase<S extends string> implements Waiter {
   readonly id: string;
   protected readonly ctx: TransactionContext;
   private current: S | 'Terminated';
@@ -48,6 +51,10 @@ export abstract class TransactionBase<S extends string> {
   private armed: Array<string | TimerHandle> | undefined;
   /** Where the request that created a server transaction came from (its WS/TCP connection). */
   private readonly requestSource: MessageSource | undefined;
+  /** The wait-state timer running (D, I, J, K, L or M), its queue and slot: see waitThenTerminate(). */
+  private waitTimer: string | undefined;
+  private waitQueue: WaitQueue | undefined;
+  private waitSlot = 0;
 
   protected constructor(ctx: TransactionContext, id: string, initial: S, kind: string, req: SipRequest, branch: string | undefined) {
     this.ctx = ctx;
@@ -106,7 +113,16 @@ export abstract class TransactionBase<S extends string> {
    * transaction, then the TU is told. Idempotent.
    */
   protected terminate(reason: string): void {
+    this.end(reason);
+  }
+
+  /** terminate() itself, which the client transactions override with the TU's version. */
+  private end(reason: string): void {
     if (this.current === 'Terminated') return;
+    if (this.waitQueue !== undefined) {
+      this.waitQueue.cancel(this.waitSlot);
+      this.waitQueue = undefined;
+    }
     const armed = this.armed;
     if (armed) for (let i = 1; i < armed.length; i += 2) (armed[i] as TimerHandle).cancel();
     this.armed = undefined;
@@ -117,6 +133,31 @@ export abstract class TransactionBase<S extends string> {
   }
 
   protected abstract notifyTerminated(): void;
+
+  /**
+   * Starts the timer of a wait state (Timers D, I, J, K, L, M), whose only
+   * effect is "MUST transition to the "Terminated" state" when it fires.
+   * These run for up to 64*T1 in every call's transactions, so they go to
+   * the layer's WaitQueue rather than a clock timer each (see there).
+   */
+  protected waitThenTerminate(timer: string, ms: number): void {
+    this.waitTimer = timer;
+    const q = this.ctx.waitQueue(ms);
+    this.waitQueue = q;
+    this.waitSlot = q.add(this);
+  }
+
+  /** The WaitQueue's call: the wait-state timer fired. */
+  waitExpired(): void {
+    const timer = this.waitTimer;
+    if (timer === undefined || this.current === 'Terminated') return;
+    this.waitQueue = undefined;
+    try {
+      this.end(`Timer ${timer}`);
+    } catch (err) {
+      this.log.error({ err, timer }, 'transaction timer callback failed');
+    }
+  }
 
   /** Arms (or re-arms) a named timer; its callback runs only if the timer was not stopped since. */
   protected startTimer(name: string, ms: number, fn: () => void): void {
@@ -139,6 +180,7 @@ export abstract class TransactionBase<S extends string> {
       if (armed[i] !== name) continue;
       (armed[i + 1] as TimerHandle).cancel();
       armed.splice(i, 2);
+      if (armed.length === 0) this.armed = undefined;
       return;
     }
   }
@@ -151,6 +193,7 @@ export abstract class TransactionBase<S extends string> {
       if (armed[i] !== name) continue;
       if (armed[i + 1] !== handle) return false;
       armed.splice(i, 2);
+      if (armed.length === 0) this.armed = undefined;
       return true;
     }
     return false;

@@ -21,6 +21,7 @@ import type { TransactionBase, TransactionContext } from './transaction-base.js'
 import { TransactionError } from './transaction-error.js';
 import type { ClientTransaction, ClientTransactionHandler, ServerTransaction, TransactionUser } from './transaction-user.js';
 import type { Destination, TimerConfig, TransactionTransport } from './types.js';
+import { WaitQueue } from './wait-queue.js';
 
 /** The TU codes against the layer, its handles and callbacks: one import. */
 export type { ClientTransaction, ClientTransactionHandler, ServerTransaction, TransactionUser } from './transaction-user.js';
@@ -58,13 +59,22 @@ export class TransactionLayer {
   /** RFC 2543 INVITE server transactions by the key an ACK for them carries (no To tag). */
   private readonly acks2543 = new Map<string, InviteServerTransaction>();
   private readonly ackKeyOf = new Map<InviteServerTransaction, string>();
+  /** Wait-state timers (D, I, J, K, L, M) by duration: see WaitQueue. */
+  private readonly waits = new Map<number, WaitQueue>();
 
   constructor(opts: TransactionLayerOptions) {
     this.transport = opts.transport;
     this.log = opts.log;
     this.tu = opts.tu;
     this.trying100DelayMs = opts.trying100DelayMs ?? DEFAULT_TRYING_100_DELAY_MS;
-    const base = { transport: opts.transport, clock: opts.clock, timers: opts.timers, log: opts.log };
+    const clock = opts.clock;
+    const waits = this.waits;
+    const waitQueue = (ms: number): WaitQueue => {
+      let q = waits.get(ms);
+      if (q === undefined) waits.set(ms, q = new WaitQueue(clock, ms));
+      return q;
+    };
+    const base = { transport: opts.transport, clock, timers: opts.timers, log: opts.log, waitQueue };
     this.clientCtx = { ...base, forget: (tx) => this.forgetClient(tx) };
     this.serverCtx = { ...base, forget: (tx) => this.forgetServer(tx) };
   }

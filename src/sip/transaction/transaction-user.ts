@@ -76,6 +76,14 @@ export interface ClientTransaction {
    * (§16.8) ends it through CANCEL and this method.
    */
   terminate(): void;
+  /**
+   * Replaces the handler. A TU done with a transaction's events but for a
+   * few (a proxy whose response context has sent its final response only
+   * forwards late 2xx) hands over a handler holding none of its state: an
+   * INVITE client transaction waits 64*T1 in "Accepted" (RFC 6026), and
+   * through its handler it kept the proxy's whole call context alive.
+   */
+  setHandler(handler: ClientTransactionHandler): void;
 }
 
 export interface ServerTransaction {
