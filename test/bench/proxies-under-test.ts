@@ -144,6 +144,8 @@ export interface DialplaneOptions {
   /** Name in the report (default `dialplane`). */
   readonly name?: string;
   readonly node: string;
+  /** Node options after the shipped ones, e.g. --cpu-prof for a profile of the run (BENCH_NODE_ARGS). */
+  readonly nodeArgs?: readonly string[];
   readonly sip: Endpoint;
   readonly wsPort: number;
   readonly httpPort: number;
@@ -182,7 +184,7 @@ export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
         name: 'dialplane',
         command: opts.node,
         // Same V8 flags as `npm start` and the Docker image.
-        args: [...NODE_FLAGS, main],
+        args: [...NODE_FLAGS, ...(opts.nodeArgs ?? []), main],
         cwd: ctx.repoRoot,
         env: {
           ...process.env,

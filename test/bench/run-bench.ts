@@ -16,6 +16,7 @@
 //
 // Environment equivalents: BENCH_ONLY, BENCH_RATES, BENCH_SECONDS,
 // BENCH_HOLD_MS, BENCH_SETTLE, BENCH_KEEP=1, BENCH_SIPP, BENCH_KAMAILIO,
+// BENCH_NODE_ARGS (extra node options for our server, e.g. --cpu-prof),
 // BENCH_KAMAILIO_SHM_MB (default 2048: Kamailio keeps each transaction about
 // 15 kB for 5 s after it ends, 2 per call, so 4000 calls/s needs ~600 MB).
 // Exit code: 0 when every proxy asked for ran, 2 when one could not (its
@@ -74,6 +75,8 @@ interface ProxyRun {
 }
 
 const PROXIES = ['kamailio', 'dialplane', 'dialplane-redis-rr'] as const;
+/** BENCH_NODE_ARGS: extra options for our server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const out = (line = ''): void => {
   process.stdout.write(`${line}\n`);
@@ -204,6 +207,7 @@ async function makeProxy(name: string, opts: Options): Promise<ProxyUnderTest> {
     return dialplaneProxy({
       name,
       node: process.execPath,
+      nodeArgs: NODE_ARGS,
       sip: { ip: '127.0.0.1', port: await freeUdpPort('127.0.0.1') },
       wsPort: await freeTcpPort('127.0.0.1'),
       httpPort: await freeTcpPort('127.0.0.1'),
@@ -216,6 +220,7 @@ async function makeProxy(name: string, opts: Options): Promise<ProxyUnderTest> {
   }
   return dialplaneProxy({
     node: process.execPath,
+    nodeArgs: NODE_ARGS,
     sip: { ip: '127.0.0.1', port: await freeUdpPort('127.0.0.1') },
     wsPort: await freeTcpPort('127.0.0.1'),
     httpPort: await freeTcpPort('127.0.0.1'),
