@@ -200,6 +200,21 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 for (let i = 0; i < 2000; i++) { started++; toProxy(inviteText(started), UAC); if (i % 100 === 99) await sleep(50); }
 await sleep(1000);
 
+// BENCH_ALLOC_PROFILE=file: every allocation sampled during the load (those
+// the collectors freed as well: what costs scavenges), by stack, as a
+// .heapprofile for Chrome DevTools or a summary script.
+const allocProfile = process.env.BENCH_ALLOC_PROFILE;
+let session: import('node:inspector').Session | undefined;
+const post = (method: string, params?: object): Promise<unknown> => new Promise((resolve, reject) => {
+  session?.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res)));
+});
+if (allocProfile) {
+  const inspector = await import('node:inspector');
+  session = new inspector.Session();
+  session.connect();
+  await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+}
+
 const total = Math.round(RATE * SECONDS);
 const first = started;
 const doneBefore = completed;
@@ -215,6 +230,12 @@ while (started - first < total) {
   await sleep(tickMs);
 }
 const mem = process.memoryUsage();
+if (allocProfile) {
+  const { profile } = await post('HeapProfiler.stopSampling') as { profile: unknown };
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(allocProfile, JSON.stringify(profile));
+  process.stdout.write(`allocation profile ${allocProfile}\n`);
+}
 if (process.env.BENCH_HEAPSNAPSHOT) { const v8 = await import('node:v8'); process.stdout.write(`heap snapshot ${v8.writeHeapSnapshot(process.env.BENCH_HEAPSNAPSHOT)}\n`); }
 await sleep(SETTLE * 1000);
 const cpu = process.cpuUsage(cpu0);

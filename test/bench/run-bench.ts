@@ -2,7 +2,7 @@
 //
 //   npm run bench -- [--only kamailio|dialplane|dialplane-redis-rr] [--rates 500,1000,2000]
 //                    [--seconds 10] [--hold-ms 0] [--settle 5] [--step-warmup 5] [--json FILE] [--keep]
-//   npm run bench -- --soak 300 --rate 1000 [--sample 10] [--warmup 30] [--only dialplane]
+//   npm run bench -- --soak 300 --rate 1000 [--sample 10] [--warmup 60] [--only dialplane]
 //
 // Each proxy runs as a child process with a SIPp UAS behind it
 // (uas-answer-200.xml); a SIPp UAC (uac-call-expect-200.xml) offers calls at
@@ -136,7 +136,8 @@ function parseOptions(): Options {
     soakSeconds: soak,
     soakRate: positive('--rate', values.rate, 1000),
     sampleSeconds: positive('--sample', values.sample, 10),
-    warmupSeconds: positive('--warmup', values.warmup, 30, true),
+    // 32 s of RFC 6026 wait states, the CDR store's cap and V8's heap growth come first.
+    warmupSeconds: positive('--warmup', values.warmup, 60, true),
     stepWarmupSeconds: positive('--step-warmup', values['step-warmup'] ?? env.BENCH_STEP_WARMUP, 5, true),
     keep: values.keep === true || env.BENCH_KEEP === '1',
     json: values.json ?? null,
@@ -460,6 +461,33 @@ function drift(values: readonly number[]): string {
   return `first ${mb(first)}  last ${mb(last)}  min ${mb(min)}  max ${mb(max)} MB;  drift ${pct(last - first)}  (range ${pct(max - min)})`;
 }
 
+/**
+ * The memory a garbage-collected heap returns to between collections: the
+ * lowest sample of each window. A leak raises that floor from window to
+ * window; the sawtooth above it (V8 lets the old generation grow by a
+ * factor of what survived the last full collection before collecting
+ * again) is allocation, not retention. Printed beside the raw drift, which
+ * compares two arbitrary points of the sawtooth.
+ */
+function floors(samples: readonly MemSample[], windowSeconds: number): string {
+  const t0 = samples[0]?.t ?? 0;
+  const mins: number[] = [];
+  for (const s of samples) {
+    const w = Math.floor((s.t - t0) / windowSeconds);
+    mins[w] = Math.min(mins[w] ?? Infinity, s.memory.rssKb);
+  }
+  const full = mins.filter((v) => Number.isFinite(v));
+  const first = full[0];
+  const last = full[full.length - 1];
+  if (first === undefined || last === undefined || full.length < 2) return 'n/a (fewer than two windows)';
+  const all = samples.map((s) => s.memory.rssKb);
+  const mean = all.reduce((a, b) => a + b, 0) / all.length;
+  const half = (Math.max(...all) - Math.min(...all)) / 2;
+  const pct = (v: number, of: number): string => `${v >= 0 ? '+' : ''}${((100 * v) / of).toFixed(1)} %`;
+  return `${full.map((v) => mb(v)).join(' / ')} MB; floor drift ${pct(last - first, first)}; ` +
+    `all samples ${mb(mean)} MB ±${((100 * half) / mean).toFixed(1)} %`;
+}
+
 async function runSoak(put: ProxyUnderTest, opts: Options, base: Omit<ProxyContext, 'workDir' | 'uas' | 'maxSeconds'>, root: string): Promise<boolean> {
   const seconds = opts.soakSeconds ?? 300;
   const workDir = join(root, `${put.name}-soak`);
@@ -514,6 +542,7 @@ async function runSoak(put: ProxyUnderTest, opts: Options, base: Omit<ProxyConte
     if (pss.every((v): v is number => v !== null)) {
       out(`   PSS (sum over processes): ${drift(pss)}`);
     }
+    out(`   RSS floor (lowest sample per 60 s window): ${floors(steady, 60)}`);
     return uac.successful > 0;
   } catch (err) {
     out(`!! ${put.name}: ${err instanceof Error ? err.message : String(err)}`);
