@@ -14,7 +14,13 @@
  * messages were retransmitted, at 763 µs/call. With concurrent marking
  * (the default), 1000 calls/s over 150 s: 0 failed, 533 retransmissions,
  * 652 µs/call (npm run bench -- --soak, same afternoon); over 300 s, 137
- * of 300 000 failed, 3382 retransmissions, 684 µs/call. Short benchmark
+ * of 300 000 failed, 3382 retransmissions, 684 µs/call; and once the wait
+ * states kept less (WaitQueue, detached branch handlers, evening of
+ * 2026-11-24), 0 of 300 000 failed and 0 retransmissions, 541 µs/call.
+ * A larger young generation (--max-semi-space-size=32 or 64) cut the
+ * scavenger's time in the in-process bench (1346 -> 880 / 763 ms for
+ * 24 000 calls) but not under SIPp (1085 / 1023 / 728 ms, the same bytes
+ * promoted, CPU per call within the run-to-run noise): not adopted. Short benchmark
  * steps still favour --single-threaded-gc (552 against 858 µs/call at
  * 1000/s, and 1500/s held only with it): the helper threads compete with
  * SIPp for the two cores. Sustained load is what a PBX must hold; what
