@@ -37,6 +37,7 @@ import {
 import { StoreError } from '../store-error.js';
 import { assertTenantId } from '../tenant-record.js';
 import { writeFileAtomic } from './tenant-store.js';
+import { SerialQueue } from './serial-queue.js';
 
 export interface EmbeddedCdrStoreOptions {
   /** Default 30 days. */
@@ -119,8 +120,8 @@ export class EmbeddedCdrStore implements CdrStore {
   #fileBytes = 0;
   #flushTimer: NodeJS.Timeout | undefined;
   #flushFailing = false;
-  /** Tail of the file task queue (flush, compaction, close); never rejects. */
-  #queue: Promise<void> = Promise.resolve();
+  /** File tasks, one at a time. */
+  readonly #queue = new SerialQueue();
 
   constructor(options: EmbeddedCdrStoreOptions = {}) {
     this.#retentionMs = retentionMs(options.retentionDays ?? DEFAULT_CDR_RETENTION_DAYS);
@@ -151,7 +152,7 @@ export class EmbeddedCdrStore implements CdrStore {
       throw new StoreError('DP_STORE_BAD_FILE', `cannot open the CDR file ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     store.#file = { path, handle, flushMs, compactMinLines, warn };
-    await store.#enqueue(() => store.#compactIfGrown());
+    await store.#queue.run(() => store.#compactIfGrown());
     return store;
   }
 
@@ -211,7 +212,7 @@ export class EmbeddedCdrStore implements CdrStore {
       log.dropWhile((e) => e.ms < cutoff);
       if (log.size === 0) this.#tenants.delete(tenant);
     }
-    if (this.#file !== undefined && !this.#closed) await this.#enqueue(() => this.#compactIfGrown());
+    if (this.#file !== undefined && !this.#closed) await this.#queue.run(() => this.#compactIfGrown());
   }
 
   /** Writes what is buffered, closes the file, and refuses further calls. */
@@ -222,8 +223,8 @@ export class EmbeddedCdrStore implements CdrStore {
     this.#flushTimer = undefined;
     const file = this.#file;
     if (file !== undefined) {
-      await this.#enqueue(() => this.#flush()).catch((err: unknown) => file.warn(`CDR file ${file.path}: ${this.#pending.length} records not written at close`, err));
-      await this.#enqueue(() => file.handle.close()).catch(() => undefined);
+      await this.#queue.run(() => this.#flush()).catch((err: unknown) => file.warn(`CDR file ${file.path}: ${this.#pending.length} records not written at close`, err));
+      await this.#queue.run(() => file.handle.close()).catch(() => undefined);
     }
     this.#tenants.clear();
   }
@@ -320,7 +321,7 @@ export class EmbeddedCdrStore implements CdrStore {
     if (file === undefined || this.#flushTimer !== undefined || this.#closed) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
-      this.#enqueue(async () => {
+      this.#queue.run(async () => {
         await this.#flush();
         await this.#compactIfGrown();
       }).then(() => {
@@ -392,12 +393,6 @@ export class EmbeddedCdrStore implements CdrStore {
     file.handle = handle;
     this.#fileLines = parts.length;
     this.#fileBytes = Buffer.byteLength(text);
-  }
-
-  #enqueue<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task);
-    this.#queue = run.then(() => undefined, () => undefined);
-    return run;
   }
 
   #assertOpen(): void {

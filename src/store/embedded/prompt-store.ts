@@ -31,6 +31,7 @@ import {
   type PromptDescription, type PromptLimits, type PromptMeta, type PromptPage, type PromptPutOptions, type PromptStore,
 } from '../prompt-store.js';
 import { writeFileAtomic } from './tenant-store.js';
+import { SerialQueue } from './serial-queue.js';
 
 const FORMAT = 'dialplane-prompt';
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -69,7 +70,8 @@ export class EmbeddedPromptStore implements PromptStore {
   readonly #now: () => number;
   readonly #limits: PromptLimits;
   readonly #tenants: Map<string, Map<string, Entry>>;
-  #queue: Promise<void> = Promise.resolve();
+  /** File tasks, one at a time. */
+  readonly #queue = new SerialQueue();
   #closed = false;
 
   private constructor(dir: string | undefined, options: EmbeddedPromptStoreOptions, tenants: Map<string, Map<string, Entry>>) {
@@ -120,7 +122,7 @@ export class EmbeddedPromptStore implements PromptStore {
     const meta = preparePut(tenant, id, prompt, this.#now());
     // Our own copy now: the caller may reuse its buffer while the write waits its turn.
     const audio = Buffer.from(prompt.audio);
-    return this.#write(async () => {
+    return this.#queue.run(async () => {
       const entries = this.#tenants.get(tenant);
       const current = entries?.get(id);
       if (opts.ifAbsent && current) throw new PromptConflict(id, current.meta.version);
@@ -186,7 +188,7 @@ export class EmbeddedPromptStore implements PromptStore {
     this.#assertOpen();
     assertPromptTenant(tenant);
     assertPromptId(id);
-    return this.#write(async () => {
+    return this.#queue.run(async () => {
       const entries = this.#tenants.get(tenant);
       const current = entries?.get(id);
       if (!entries || !current) return false;
@@ -201,7 +203,7 @@ export class EmbeddedPromptStore implements PromptStore {
   async deleteTenant(tenant: string): Promise<number> {
     this.#assertOpen();
     assertPromptTenant(tenant);
-    return this.#write(async () => {
+    return this.#queue.run(async () => {
       const entries = this.#tenants.get(tenant);
       if (!entries) return 0;
       if (this.#dir !== undefined) {
@@ -215,7 +217,7 @@ export class EmbeddedPromptStore implements PromptStore {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#queue;
+    await this.#queue.idle();
     this.#tenants.clear();
   }
 
@@ -227,12 +229,6 @@ export class EmbeddedPromptStore implements PromptStore {
       await gone(unlink(join(tdir, `${id}.json`)));
       await gone(unlink(join(tdir, `${id}.wav`)));
     }
-  }
-
-  #write<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task);
-    this.#queue = run.then(() => undefined, () => undefined);
-    return run;
   }
 
   #assertOpen(): void {

@@ -29,6 +29,7 @@ import {
   type WebhookConfig, type WebhookFailure, type WebhookStore,
 } from '../webhook-store.js';
 import { writeFileAtomic } from './tenant-store.js';
+import { SerialQueue } from './serial-queue.js';
 
 const FORMAT = 'dialplane-webhooks';
 const FORMAT_VERSION = 1;
@@ -58,8 +59,8 @@ export class EmbeddedWebhookStore implements WebhookStore {
   readonly #failureFlushMs: number;
   readonly #onWarning: (message: string, err: unknown) => void;
   #state: State = new Map();
-  /** Tail of the change queue; never rejects (each task's own promise does). */
-  #queue: Promise<void> = Promise.resolve();
+  /** File tasks, one at a time. */
+  readonly #queue = new SerialQueue();
   /** Failures recorded in memory but not yet in the file. */
   #dirty = false;
   #flushTimer: NodeJS.Timeout | undefined;
@@ -168,7 +169,7 @@ export class EmbeddedWebhookStore implements WebhookStore {
     this.#closed = true;
     if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    await this.#enqueue(() => this.#flushFailures()).catch((err: unknown) => this.#onWarning('webhook failures not written at close', err));
+    await this.#queue.run(() => this.#flushFailures()).catch((err: unknown) => this.#onWarning('webhook failures not written at close', err));
     this.#state = new Map();
   }
 
@@ -178,7 +179,7 @@ export class EmbeddedWebhookStore implements WebhookStore {
    * otherwise the state changes at once and the file follows lazily (failures).
    */
   #change<T>(durable: boolean, change: (state: State) => { next: State; result: T }): Promise<T> {
-    return this.#enqueue(async () => {
+    return this.#queue.run(async () => {
       const { next, result } = change(this.#state);
       if (next === this.#state) return result;
       if (durable && this.#file !== undefined) {
@@ -209,19 +210,13 @@ export class EmbeddedWebhookStore implements WebhookStore {
     if (this.#flushTimer !== undefined || this.#closed) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
-      this.#enqueue(() => this.#flushFailures()).catch((err: unknown) => {
+      this.#queue.run(() => this.#flushFailures()).catch((err: unknown) => {
         // Still dirty: the next failure or configuration change writes them.
         this.#onWarning('webhook failures could not be written', err);
       });
     }, this.#failureFlushMs);
     // Pending failures alone must not keep the process alive; close() writes them.
     this.#flushTimer.unref();
-  }
-
-  #enqueue<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task);
-    this.#queue = run.then(() => undefined, () => undefined);
-    return run;
   }
 
   #open(): void {
