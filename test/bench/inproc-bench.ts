@@ -212,7 +212,12 @@ if (allocProfile) {
   const inspector = await import('node:inspector');
   session = new inspector.Session();
   session.connect();
-  await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  // BENCH_ALLOC_MINOR=0: leave out what the scavenger freed, so the profile
+  // shows what a call promotes to the old generation (kept or collected later).
+  // BENCH_ALLOC_MAJOR=0 as well: only what is still alive when the load ends.
+  const minor = process.env.BENCH_ALLOC_MINOR !== '0';
+  const major = process.env.BENCH_ALLOC_MAJOR !== '0';
+  await post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: major, includeObjectsCollectedByMinorGC: minor });
 }
 
 const total = Math.round(RATE * SECONDS);

@@ -26,9 +26,10 @@ export class FakeTransactionTransport implements TransactionTransport {
     if (this.failWith) onError(this.failWith);
   }
 
-  sendResponse(res: SipResponse, onError: (err: TransportError) => void): void {
+  sendResponse(res: SipResponse, onError: (err: TransportError) => void): Buffer | undefined {
     this.sent.push({ kind: 'response', message: res, at: this.clock.now(), fail: (err = CONNECTION_REFUSED) => onError(err) });
     if (this.failWith) onError(this.failWith);
+    return res.toBuffer();
   }
 
   isReliable(transport: TransportName): boolean {

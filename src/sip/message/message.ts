@@ -52,6 +52,11 @@ export abstract class SipMessage {
   private fromCache: NameAddr | undefined;
   private toCache: NameAddr | undefined;
   private cseqCache: CSeq | undefined;
+  /**
+   * The exact bytes of a kept message as a one-byte (latin1) string: see
+   * SipResponse.retransmittable(). Any header change drops it.
+   */
+  protected wire: string | undefined;
 
   protected constructor(headers: HeaderField[], body: Buffer) {
     this.headers = headers;
@@ -167,6 +172,7 @@ export abstract class SipMessage {
   }
 
   private invalidate(n: string): void {
+    this.wire = undefined;
     if (n === 'via') { this.viaCache = undefined; this.topViaCache = undefined; }
     else if (n === 'from') this.fromCache = undefined;
     else if (n === 'to') this.toCache = undefined;
@@ -258,6 +264,7 @@ export abstract class SipMessage {
 
   /** Serialises the message; Content-Length is always computed from the body. */
   toBuffer(): Buffer {
+    if (this.wire !== undefined) return Buffer.from(this.wire, 'latin1');
     let head = this.startLine() + '\r\n';
     for (const h of this.headers) {
       if (h.name === 'content-length') continue;
@@ -347,6 +354,21 @@ export class SipResponse extends SipMessage {
   skeleton(names: readonly string[]): SipResponse {
     const r = new SipResponse(this.status, this.reason, this.keptRows(names));
     r.source = this.source;
+    return r;
+  }
+
+  /**
+   * What a server transaction keeps of a final response it may have to send
+   * again (a NIST in "Completed" for Timer J, 64*T1 over UDP; an IST in
+   * "Completed" until the ACK): the named rows (the top Via routes a
+   * retransmission, §18.2.2) and the bytes sent, as a string of one byte
+   * per character that toBuffer() turns back into exactly those bytes.
+   * The parsed response itself (header rows slicing its whole received
+   * text) was, per call, the largest object promoted to the old generation.
+   */
+  retransmittable(names: readonly string[], sent: Buffer): SipResponse {
+    const r = this.skeleton(names);
+    r.wire = sent.toString('latin1');
     return r;
   }
 

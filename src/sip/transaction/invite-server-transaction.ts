@@ -12,7 +12,7 @@
  */
 import type { SipRequest, SipResponse } from '../message/message.js';
 import { createResponse } from './create-response.js';
-import { REQUEST_SKELETON, RESPONSE_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { REQUEST_SKELETON, RESENT_RESPONSE_ROWS, RESPONSE_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { InviteServerState, ServerTransaction } from './transaction-user.js';
 import type { TransportError } from './types.js';
 
@@ -154,7 +154,9 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     // "When the "Completed" state is entered, timer H MUST be set to fire in
     // 64*T1 seconds for all transports."
     this.startTimer('H', 64 * t1, () => this.timerH());
-    this.sendResponse(res);
+    // Until the ACK, Timer G and retransmitted INVITEs resend the bytes sent now.
+    const sent = this.sendResponse(res);
+    if (sent !== undefined && this.state === 'Completed') this.lastResponse = res.retransmittable(RESENT_RESPONSE_ROWS, sent);
   }
 
   // --- Accepted (RFC 6026) ------------------------------------------------

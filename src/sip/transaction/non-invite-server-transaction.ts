@@ -7,7 +7,7 @@
  *     +--200-699 from TU-------+--> Completed --Timer J--> Terminated
  */
 import type { SipRequest, SipResponse } from '../message/message.js';
-import { REQUEST_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { REQUEST_SKELETON, RESENT_RESPONSE_ROWS, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { NonInviteServerState, ServerTransaction } from './transaction-user.js';
 import type { TransportError } from './types.js';
 
@@ -31,7 +31,7 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
     this.unreliable = !this.reliable(request.source?.transport ?? 'udp');
   }
 
-  /** "Completed" resends the final response whole (compacted once sent, in respond()); of the request a skeleton will do. */
+  /** "Completed" resends the final response (its bytes, kept in respond()); of the request a skeleton will do. */
   protected compactForWait(): void {
     this.request = this.request.skeleton(REQUEST_SKELETON);
   }
@@ -87,9 +87,10 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
       // the "Completed" state, and the response MUST be passed to the
       // transport layer for transmission." (Likewise from "Trying".)
       this.transition('Completed');
-      this.sendResponse(res);
-      // Sending parsed its Via (§18.2.2); the 64*T1 wait keeps the rows only.
-      res.compact();
+      const sent = this.sendResponse(res);
+      // The 64*T1 wait keeps what a retransmission needs: the bytes sent and the top Via.
+      if (sent !== undefined) this.lastResponse = res.retransmittable(RESENT_RESPONSE_ROWS, sent);
+      else res.compact();
       if (this.isTerminated) return;
       // "When the server transaction enters the "Completed" state, it MUST
       // set Timer J to fire in 64*T1 seconds for unreliable transports, and

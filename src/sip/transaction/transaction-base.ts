@@ -18,6 +18,8 @@ import type { WaitQueue, Waiter } from './wait-queue.js';
  */
 export const REQUEST_SKELETON: readonly string[] = ['call-id', 'cseq'];
 export const RESPONSE_SKELETON: readonly string[] = ['to'];
+/** What a server transaction keeps of a final response it may resend besides its bytes: the top Via routes it (§18.2.2), the others identify it in logs. */
+export const RESENT_RESPONSE_ROWS: readonly string[] = ['via', 'to', 'call-id', 'cseq'];
 
 /** "Timer D ... at least 32 seconds for unreliable transports" (§17.1.1.2, Table 4). */
 export const TIMER_D_UNRELIABLE_MS = 32_000;
@@ -217,7 +219,7 @@ export abstract class TransactionBase<S extends string> implements Waiter {
     this.ctx.transport.sendRequest(req, dest, (err) => this.transportFailed(err));
   }
 
-  protected sendResponse(res: SipResponse): void {
+  protected sendResponse(res: SipResponse): Buffer | undefined {
     // §18.2.2: over a reliable transport "the response MUST be sent using the
     // existing connection to the source of the original request that created
     // the transaction". The transport reads that connection from res.source;
@@ -225,7 +227,7 @@ export abstract class TransactionBase<S extends string> implements Waiter {
     // and a WebSocket client's Via (".invalid" sent-by, no rport) cannot lead
     // back to its connection, so the transaction supplies it.
     if (this.requestSource?.connectionId !== undefined) res.source = this.requestSource;
-    this.ctx.transport.sendResponse(res, (err) => this.transportFailed(err));
+    return this.ctx.transport.sendResponse(res, (err) => this.transportFailed(err));
   }
 
   private transportFailed(err: TransportError): void {

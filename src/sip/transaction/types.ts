@@ -24,8 +24,12 @@ export interface TransportError {
 export interface TransactionTransport {
   /** Sends a request; onError is called (asynchronously) if the transport fails (§18.1.1, §17.1.4). */
   sendRequest(req: SipRequest, dest: Destination, onError: (err: TransportError) => void): void;
-  /** Sends a response where §18.2.2 says (connection, received/rport, maddr, sent-by). */
-  sendResponse(res: SipResponse, onError: (err: TransportError) => void): void;
+  /**
+   * Sends a response where §18.2.2 says (connection, received/rport, maddr,
+   * sent-by); returns the bytes handed to the transport, or undefined when
+   * the response could not be addressed (onError is called then too).
+   */
+  sendResponse(res: SipResponse, onError: (err: TransportError) => void): Buffer | undefined;
   /** Whether a transport is reliable (TCP, TLS, WS, WSS): no retransmissions, timers zeroed (§17). */
   isReliable(transport: TransportName): boolean;
 }

@@ -331,26 +331,28 @@ export class TransportLayer implements TransactionTransport {
    * parameter, using the port indicated in the "sent-by" value, or using port
    * 5060 if none is present" — or the rport value (RFC 3581 §4).
    */
-  sendResponse(res: SipResponse, onError: (err: TransportError) => void): void {
+  sendResponse(res: SipResponse, onError: (err: TransportError) => void): Buffer | undefined {
     let via: Via;
     try {
       via = res.topVia;
     } catch {
       onError({ code: 'NO_VIA', message: 'response has no Via' });
-      return;
+      return undefined;
     }
     const transport = via.transport.toLowerCase();
     const rport = via.rport;
     const address = stripBrackets(via.received ?? via.host);
     const port = rport ? Number(rport) : via.port ?? 5060;
+    const data = res.toBuffer();
     if (transport === 'udp') {
-      this.sendRaw(res.toBuffer(), { transport: 'udp', address, port }, onError);
-      return;
+      this.sendRaw(data, { transport: 'udp', address, port }, onError);
+      return data;
     }
     const t: TransportName = transport === 'ws' || transport === 'wss' ? 'ws' : 'tcp';
     const src = res.source;
     const connId = src?.connectionId ?? this.byRemote.get(remoteKey(t, normalizeAddress(address), port));
-    this.sendRaw(res.toBuffer(), { transport: t, address, port, connectionId: connId }, onError);
+    this.sendRaw(data, { transport: t, address, port, connectionId: connId }, onError);
+    return data;
   }
 
   /** Writes bytes to a destination, reusing or opening a connection for TCP. */

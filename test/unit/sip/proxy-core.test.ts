@@ -158,13 +158,15 @@ function makeProxy(o: ProxyHarnessOptions = {}) {
     },
     /** Final responses sent upstream with the time (ms since start) they were first sent. */
     upstreamFinals(method = 'INVITE'): Array<{ status: number; at: number; res: SipResponse }> {
-      const out: Array<{ status: number; at: number; res: SipResponse }> = [];
+      // A retransmission is the same bytes again (a server transaction keeps
+      // what it sent, not the response object).
+      const out: Array<{ status: number; at: number; res: SipResponse; bytes: string }> = [];
       for (const s of transport.sent) {
-        if (s.kind === 'response' && s.message.cseq.method === method && s.message.status >= 200 && !out.some((x) => x.res === s.message)) {
-          out.push({ status: s.message.status, at: s.at - start, res: s.message });
-        }
+        if (s.kind !== 'response' || s.message.cseq.method !== method || s.message.status < 200) continue;
+        const bytes = s.message.toString();
+        if (!out.some((x) => x.bytes === bytes)) out.push({ status: s.message.status, at: s.at - start, res: s.message, bytes });
       }
-      return out;
+      return out.map(({ status, at, res }) => ({ status, at, res }));
     },
   };
   return h;

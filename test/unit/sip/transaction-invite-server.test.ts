@@ -83,6 +83,8 @@ t.test('300-699: Timer G MUST retransmit the response over UDP (T1, doubling, ca
   t.equal(tx.state, 'Completed');
   h.clock.advance(11_600);
   t.same(h.transport.responses(486).map((s) => s.at - start), [0, 500, 1500, 3500, 7500, 11500]);
+  const [first, ...resent] = h.transport.responses(486).map((s) => s.message.toBuffer());
+  for (const b of resent) t.ok(b.equals(first!), 'Timer G re-sends the bytes first sent');
   h.layer.receiveRequest(ackFor(invite, tx));
   t.equal(tx.state, 'Confirmed');
   t.equal(h.acks.length, 0, 'the ACK for a non-2xx is part of the transaction');

@@ -46,6 +46,12 @@ t.test('Completed: the final response MUST be re-sent for each retransmission; o
   h.layer.receiveRequest(again(req));
   h.layer.receiveRequest(again(req));
   t.same(h.transport.responses().map((s) => s.message.status), [200, 200, 200]);
+  // What is re-sent are the bytes first sent, kept without the parsed response.
+  const [first, ...resent] = h.transport.responses().map((s) => s.message.toBuffer());
+  for (const b of resent) t.ok(b.equals(first!), 'a retransmission is the same bytes');
+  t.not(tx.lastResponse, h.transport.responses()[0]?.message, 'the response object is not kept');
+  t.equal(tx.lastResponse?.get('content-type'), undefined, 'only the rows a retransmission needs are kept');
+  t.equal(tx.lastResponse?.topVia.branch, req.topVia.branch);
   t.equal(h.requests.length, 1);
   h.clock.advance(64 * 500 - 1000 - 1);
   t.equal(tx.state, 'Completed');
