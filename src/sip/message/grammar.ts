@@ -4,6 +4,7 @@
  * path: a lookup per character is the cheapest test V8 can do.
  */
 import { SipError, type SipErrorCode } from './errors.js';
+import { EMPTY_PARAMS, Params } from './params.js';
 
 function table(chars: string, alnum = true): Uint8Array {
   const t = new Uint8Array(128);
@@ -125,9 +126,10 @@ export function splitCommaList(s: string): string[] {
  * values are kept as written (quoted strings keep their quotes so that a
  * proxy forwards them unchanged).
  */
-export function parseGenericParams(s: string, i: number, code: SipErrorCode, what: string): Map<string, string | null> {
-  const params = new Map<string, string | null>();
+export function parseGenericParams(s: string, i: number, code: SipErrorCode, what: string): Params {
   i = skipWs(s, i);
+  if (i >= s.length) return EMPTY_PARAMS;
+  const items: Array<string | null> = [];
   while (i < s.length) {
     if (s.charCodeAt(i) !== 0x3b) throw new SipError(code, `Unexpected character in ${what} parameters`);
     i = skipWs(s, i + 1);
@@ -161,16 +163,10 @@ export function parseGenericParams(s: string, i: number, code: SipErrorCode, wha
       }
       i = skipWs(s, i);
     }
-    if (params.has(name)) throw new SipError(code, `Duplicate parameter ${name} in ${what}`);
-    params.set(name, value);
+    for (let k = 0; k < items.length; k += 2) if (items[k] === name) throw new SipError(code, `Duplicate parameter ${name} in ${what}`);
+    items.push(name, value);
   }
-  return params;
-}
-
-export function formatParams(params: ReadonlyMap<string, string | null>): string {
-  let out = '';
-  for (const [k, v] of params) out += v === null ? `;${k}` : `;${k}=${v}`;
-  return out;
+  return new Params(items);
 }
 
 /** Removes surrounding quotes and quoted-pair escapes from a quoted gen-value. */

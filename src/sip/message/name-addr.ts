@@ -10,13 +10,14 @@
  */
 import { SipError } from './errors.js';
 import { TOKEN, isWs, parseGenericParams, quote, readQuoted, skipWs } from './grammar.js';
+import type { Params } from './params.js';
 import { parseUri, type SipUri } from './uri.js';
 
 export class NameAddr {
   constructor(
     readonly uri: SipUri,
     readonly displayName: string | undefined,
-    readonly params: Map<string, string | null>,
+    readonly params: Params,
     /** Whether the URI was written inside < >. */
     readonly bracketed: boolean,
   ) {}
@@ -26,16 +27,13 @@ export class NameAddr {
   }
 
   withParam(name: string, value: string | null): NameAddr {
-    const params = new Map(this.params);
-    params.set(name, value);
-    return new NameAddr(this.uri, this.displayName, params, this.bracketed);
+    return new NameAddr(this.uri, this.displayName, this.params.with(name, value), this.bracketed);
   }
 
   toString(): string {
     let s = this.displayName !== undefined ? `${quote(this.displayName)} ` : '';
     s += `<${this.uri.toString()}>`;
-    for (const [k, v] of this.params) s += v === null ? `;${k}` : `;${k}=${v}`;
-    return s;
+    return s + this.params.toString();
   }
 }
 

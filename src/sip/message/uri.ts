@@ -8,7 +8,8 @@
  * is its original text (escapes, parameter order and case preserved).
  */
 import { SipError } from './errors.js';
-import { HNVCHAR, HOSTCHAR, IPV6CHAR, PARAMCHAR, PASSWORD, USER, formatParams } from './grammar.js';
+import { HNVCHAR, HOSTCHAR, IPV6CHAR, PARAMCHAR, PASSWORD, USER } from './grammar.js';
+import { EMPTY_PARAMS, Params } from './params.js';
 
 export interface UriFields {
   scheme: string;
@@ -16,7 +17,7 @@ export interface UriFields {
   password?: string;
   host: string;
   port?: number;
-  params?: Map<string, string | null>;
+  params?: Params;
   headers?: string;
 }
 
@@ -30,23 +31,35 @@ export class SipUri {
   readonly host: string;
   readonly port: number | undefined;
   /** uri-parameters, names lower-cased, values as written (escaped). */
-  readonly params: Map<string, string | null>;
+  readonly params: Params;
   /** The `?headers` part as written, without the '?'. */
   readonly headers: string | undefined;
   /** For schemes we do not interpret: everything after the ':'. */
   readonly opaque: string | undefined;
   private readonly text: string;
 
-  constructor(fields: UriFields & { opaque?: string; text?: string }) {
-    this.scheme = fields.scheme;
-    this.user = fields.user;
-    this.password = fields.password;
-    this.host = fields.host;
-    this.port = fields.port;
-    this.params = fields.params ?? new Map();
-    this.headers = fields.headers;
-    this.opaque = fields.opaque;
-    this.text = fields.text ?? formatUri(fields);
+  /**
+   * Positional, so that parsing a URI (several per message) allocates no
+   * fields object; SipUri.of() takes named fields.
+   */
+  constructor(
+    scheme: string, user: string | undefined, password: string | undefined, host: string, port: number | undefined,
+    params: Params, headers: string | undefined, opaque: string | undefined, text: string | undefined,
+  ) {
+    this.scheme = scheme;
+    this.user = user;
+    this.password = password;
+    this.host = host;
+    this.port = port;
+    this.params = params;
+    this.headers = headers;
+    this.opaque = opaque;
+    this.text = text ?? formatUri({ scheme, user, password, host, port, params, headers, opaque });
+  }
+
+  static of(fields: UriFields & { opaque?: string }): SipUri {
+    const f = fields;
+    return new SipUri(f.scheme, f.user, f.password, f.host, f.port, f.params ?? EMPTY_PARAMS, f.headers, f.opaque, undefined);
   }
 
   get isSip(): boolean {
@@ -70,13 +83,13 @@ export class SipUri {
   }
 
   with(changes: Partial<UriFields>): SipUri {
-    return new SipUri({
+    return SipUri.of({
       scheme: changes.scheme ?? this.scheme,
       user: 'user' in changes ? changes.user : this.user,
       password: 'password' in changes ? changes.password : this.password,
       host: changes.host ?? this.host,
       port: 'port' in changes ? changes.port : this.port,
-      params: changes.params ?? new Map(this.params),
+      params: changes.params ?? this.params,
       headers: 'headers' in changes ? changes.headers : this.headers,
     });
   }
@@ -96,7 +109,7 @@ export function formatUri(f: UriFields & { opaque?: string }): string {
   }
   s += f.host;
   if (f.port !== undefined) s += `:${f.port}`;
-  if (f.params) s += formatParams(f.params);
+  if (f.params) s += f.params.toString();
   if (f.headers !== undefined) s += `?${f.headers}`;
   return s;
 }
@@ -160,7 +173,7 @@ export function parseUri(text: string): SipUri {
   // absoluteURI = scheme ":" ( hier-part / opaque-part ): kept opaque, but it
   // must still be one token on the wire (no LWS, quotes or angle brackets).
   if (rest.length === 0 || /[\s"<>]/.test(rest)) throw new SipError('DP_SIP_BAD_URI', 'Malformed absolute URI');
-  return new SipUri({ scheme, host: '', opaque: rest, text });
+  return new SipUri(scheme, undefined, undefined, '', undefined, EMPTY_PARAMS, undefined, rest, text);
 }
 
 function parseSipUri(scheme: string, rest: string, text: string): SipUri {
@@ -223,23 +236,41 @@ function parseSipUri(scheme: string, rest: string, text: string): SipUri {
     port = Number(hostPart.slice(start, i));
     if (port > 65535) throw new SipError('DP_SIP_BAD_URI', 'Port out of range in URI');
   }
-  const params = new Map<string, string | null>();
+  let params = EMPTY_PARAMS;
   if (i < hostPart.length) {
     if (hostPart.charCodeAt(i) !== 0x3b) throw new SipError('DP_SIP_BAD_URI', 'Unexpected character after URI host');
-    for (const p of hostPart.slice(i + 1).split(';')) {
-      if (p.length === 0) throw new SipError('DP_SIP_BAD_URI', 'Empty URI parameter');
-      const eq = p.indexOf('=');
-      const name = eq < 0 ? p : p.slice(0, eq);
-      const value = eq < 0 ? null : p.slice(eq + 1);
+    // uri-parameters = *( ";" uri-parameter ), walked with indexOf (no split arrays).
+    const items: Array<string | null> = [];
+    let start = i + 1;
+    for (;;) {
+      let end = hostPart.indexOf(';', start);
+      if (end < 0) end = hostPart.length;
+      if (end === start) throw new SipError('DP_SIP_BAD_URI', 'Empty URI parameter');
+      const eq = hostPart.indexOf('=', start);
+      const hasValue = eq >= 0 && eq < end;
+      const name = hostPart.slice(start, hasValue ? eq : end);
+      const value = hasValue ? hostPart.slice(eq + 1, end) : null;
       if (name.length === 0) throw new SipError('DP_SIP_BAD_URI', 'Empty URI parameter name');
       checkChars(name, PARAMCHAR, 'parameter');
       if (value !== null) checkChars(value, PARAMCHAR, 'parameter');
-      const key = name.toLowerCase();
-      if (params.has(key)) throw new SipError('DP_SIP_BAD_URI', `Duplicate URI parameter ${key}`);
-      params.set(key, value);
+      const key = lowerAscii(name);
+      for (let k = 0; k < items.length; k += 2) if (items[k] === key) throw new SipError('DP_SIP_BAD_URI', `Duplicate URI parameter ${key}`);
+      items.push(key, value);
+      if (end >= hostPart.length) break;
+      start = end + 1;
     }
+    params = new Params(items);
   }
-  return new SipUri({ scheme, user, password, host, port, params, headers, text });
+  return new SipUri(scheme, user, password, host, port, params, headers, undefined, text);
+}
+
+/** toLowerCase() only when there is an upper-case ASCII letter: it always returns a new string. */
+function lowerAscii(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return s.toLowerCase();
+  }
+  return s;
 }
 
 /** tel URI (RFC 3966): telephone-subscriber *( ";" par ) — kept loosely. */
@@ -247,13 +278,13 @@ function parseTelUri(rest: string, text: string): SipUri {
   const parts = rest.split(';');
   const number = parts[0] ?? '';
   if (!/^\+?[0-9A-Fa-f*#().\-pPwW]+$/.test(number)) throw new SipError('DP_SIP_BAD_URI', 'Bad tel URI number');
-  const params = new Map<string, string | null>();
+  let params = EMPTY_PARAMS;
   for (const p of parts.slice(1)) {
     if (p.length === 0) throw new SipError('DP_SIP_BAD_URI', 'Empty tel URI parameter');
     const eq = p.indexOf('=');
-    params.set((eq < 0 ? p : p.slice(0, eq)).toLowerCase(), eq < 0 ? null : p.slice(eq + 1));
+    params = params.with((eq < 0 ? p : p.slice(0, eq)).toLowerCase(), eq < 0 ? null : p.slice(eq + 1));
   }
-  return new SipUri({ scheme: 'tel', user: number, host: '', params, text });
+  return new SipUri('tel', number, undefined, '', undefined, params, undefined, undefined, text);
 }
 
 /**

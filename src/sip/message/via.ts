@@ -6,6 +6,7 @@
  */
 import { SipError } from './errors.js';
 import { HOSTCHAR, IPV6CHAR, TOKEN, isWs, parseGenericParams, skipWs } from './grammar.js';
+import type { Params } from './params.js';
 
 /** "The branch ID inserted by an element compliant with this specification MUST always begin with the characters "z9hG4bK"." (§8.1.1.7) */
 export const MAGIC_COOKIE = 'z9hG4bK';
@@ -17,7 +18,7 @@ export class Via {
     /** sent-by host as written (IPv6 with brackets). */
     readonly host: string,
     readonly port: number | undefined,
-    readonly params: Map<string, string | null>,
+    readonly params: Params,
   ) {}
 
   get branch(): string | undefined {
@@ -49,8 +50,7 @@ export class Via {
   toString(): string {
     let s = `SIP/2.0/${this.transport} ${this.host}`;
     if (this.port !== undefined) s += `:${this.port}`;
-    for (const [k, v] of this.params) s += v === null ? `;${k}` : `;${k}=${v}`;
-    return s;
+    return s + this.params.toString();
   }
 }
 

@@ -230,9 +230,9 @@ export class TransportLayer implements TransactionTransport {
     const rport = via.rport;
     const hostIsSource = via.hostAddressEquals(source.address);
     if (hostIsSource && rport !== null) return;
-    const params = new Map(via.params);
-    if (!hostIsSource || rport === null) params.set('received', source.address.includes(':') ? `[${source.address}]` : source.address);
-    if (rport === null) params.set('rport', String(source.port));
+    let params = via.params;
+    if (!hostIsSource || rport === null) params = params.with('received', source.address.includes(':') ? `[${source.address}]` : source.address);
+    if (rport === null) params = params.with('rport', String(source.port));
     req.replaceTopVia(new Via(via.transport, via.host, via.port, params));
   }
 
