@@ -129,7 +129,11 @@ export function splitCommaList(s: string): string[] {
 export function parseGenericParams(s: string, i: number, code: SipErrorCode, what: string): Params {
   i = skipWs(s, i);
   if (i >= s.length) return EMPTY_PARAMS;
-  const items: Array<string | null> = [];
+  // Collected in a scratch array, then copied at their exact size: an array
+  // grown by push() from empty reserves 17 slots at once. (Not re-entrant,
+  // and nothing below calls back in here.)
+  const items = PARAM_SCRATCH;
+  items.length = 0;
   while (i < s.length) {
     if (s.charCodeAt(i) !== 0x3b) throw new SipError(code, `Unexpected character in ${what} parameters`);
     i = skipWs(s, i + 1);
@@ -140,7 +144,7 @@ export function parseGenericParams(s: string, i: number, code: SipErrorCode, wha
       i++;
     }
     if (i === nameStart) throw new SipError(code, `Empty parameter in ${what}`);
-    const name = s.slice(nameStart, i).toLowerCase();
+    const name = paramName(s, nameStart, i);
     i = skipWs(s, i);
     let value: string | null = null;
     if (i < s.length && s.charCodeAt(i) === 0x3d) {
@@ -166,7 +170,34 @@ export function parseGenericParams(s: string, i: number, code: SipErrorCode, wha
     for (let k = 0; k < items.length; k += 2) if (items[k] === name) throw new SipError(code, `Duplicate parameter ${name} in ${what}`);
     items.push(name, value);
   }
-  return new Params(items);
+  return new Params(items.slice());
+}
+
+const PARAM_SCRATCH: Array<string | null> = [];
+
+/** Parameter names seen on every call, returned as these constants instead of a new string each. */
+const COMMON_PARAM_NAMES = ['branch', 'rport', 'received', 'tag', 'lr', 'transport', 'user', 'maddr', 'ttl', 'expires', 'q', 'ob'];
+
+/** The lower-cased name spelt by s[start, end). */
+export function paramName(s: string, start: number, end: number): string {
+  const len = end - start;
+  for (const k of COMMON_PARAM_NAMES) {
+    if (k.length !== len) continue;
+    // `| 0x20` folds ASCII letters; no other token character folds onto a letter.
+    let j = 0;
+    while (j < len && (s.charCodeAt(start + j) | 0x20) === k.charCodeAt(j)) j++;
+    if (j === len) return k;
+  }
+  return lowerAscii(s.slice(start, end));
+}
+
+/** s.toLowerCase(), without its new string when s has no upper-case ASCII letter (parameter names rarely do). */
+export function lowerAscii(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) return s.toLowerCase();
+  }
+  return s;
 }
 
 /** Removes surrounding quotes and quoted-pair escapes from a quoted gen-value. */

@@ -11,7 +11,7 @@
 import { SipError } from './errors.js';
 import { SINGLE_VALUED, SPLIT_AT_PARSE, canonicalName } from './header-names.js';
 import { TOKEN, WORD, isWs, splitCommaList } from './grammar.js';
-import { EMPTY, KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, parseMaxForwards } from './message.js';
+import { EMPTY, KNOWN_METHODS, SipRequest, SipResponse, type HeaderField, knownMethod, parseMaxForwards } from './message.js';
 import { parseNameAddr } from './name-addr.js';
 import { parseUri } from './uri.js';
 
@@ -139,15 +139,18 @@ type StartLine =
  * is a Request-URI in < > (ltgtruri).
  */
 function parseRequestLine(line: string): StartLine {
-  const parts = line.split(' ');
-  if (parts.length !== 3) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed Request-Line');
-  const [method = '', uriText = '', version = ''] = parts;
-  for (let i = 0; i < method.length; i++) {
-    const c = method.charCodeAt(i);
+  // Three parts separated by single spaces, found with indexOf (no split array).
+  const sp1 = line.indexOf(' ');
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || line.indexOf(' ', sp2 + 1) >= 0) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed Request-Line');
+  for (let i = 0; i < sp1; i++) {
+    const c = line.charCodeAt(i);
     if (c > 127 || TOKEN[c] !== 1) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed method');
   }
-  if (method.length === 0 || uriText.length === 0) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed Request-Line');
-  checkVersion(version);
+  if (sp2 === sp1 + 1) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed Request-Line');
+  checkVersion(line, sp2 + 1, line.length);
+  const method = knownMethod(line, 0, sp1) ?? line.slice(0, sp1);
+  const uriText = line.slice(sp1 + 1, sp2);
   if (uriText.charCodeAt(0) === 0x3c) throw new SipError('DP_SIP_BAD_URI', 'Request-URI must not be enclosed in <>');
   let uri;
   try {
@@ -160,8 +163,10 @@ function parseRequestLine(line: string): StartLine {
 }
 
 /** "The SIP-Version string is case-insensitive, but implementations MUST send upper-case." (§7.1) */
-function checkVersion(v: string): void {
-  const m = /^SIP\/([0-9]+)\.([0-9]+)$/i.exec(v);
+function checkVersion(line: string, start: number, end: number): void {
+  // The common case without a slice or a regular expression.
+  if (end - start === 7 && line.startsWith('SIP/2.0', start)) return;
+  const m = /^SIP\/([0-9]+)\.([0-9]+)$/i.exec(line.slice(start, end));
   if (!m) throw new SipError('DP_SIP_BAD_START_LINE', 'Malformed SIP-Version');
   if (Number(m[1]) !== 2 || Number(m[2]) !== 0) throw new SipError('DP_SIP_BAD_VERSION', 'Version Not Supported', 505);
 }
@@ -170,11 +175,19 @@ function checkVersion(v: string): void {
 function parseStatusLine(line: string): StartLine {
   const sp1 = line.indexOf(' ');
   if (sp1 < 0) throw new SipError('DP_SIP_BAD_STATUS', 'Malformed Status-Line');
-  checkVersion(line.slice(0, sp1));
+  checkVersion(line, 0, sp1);
   const sp2 = line.indexOf(' ', sp1 + 1);
-  const code = sp2 < 0 ? line.slice(sp1 + 1) : line.slice(sp1 + 1, sp2);
-  if (!/^[1-6][0-9]{2}$/.test(code)) throw new SipError('DP_SIP_BAD_STATUS', 'Bad Status-Code');
-  return { kind: 'response', status: Number(code), reason: sp2 < 0 ? '' : line.slice(sp2 + 1) };
+  const codeEnd = sp2 < 0 ? line.length : sp2;
+  const c0 = line.charCodeAt(sp1 + 1);
+  const c1 = line.charCodeAt(sp1 + 2);
+  const c2 = line.charCodeAt(sp1 + 3);
+  if (codeEnd - sp1 !== 4 || c0 < 0x31 || c0 > 0x36 || !isDigit(c1) || !isDigit(c2)) throw new SipError('DP_SIP_BAD_STATUS', 'Bad Status-Code');
+  const status = (c0 - 0x30) * 100 + (c1 - 0x30) * 10 + (c2 - 0x30);
+  return { kind: 'response', status, reason: sp2 < 0 ? '' : line.slice(sp2 + 1) };
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
 }
 
 /**

@@ -8,7 +8,7 @@
  * is its original text (escapes, parameter order and case preserved).
  */
 import { SipError } from './errors.js';
-import { HNVCHAR, HOSTCHAR, IPV6CHAR, PARAMCHAR, PASSWORD, USER } from './grammar.js';
+import { HNVCHAR, HOSTCHAR, IPV6CHAR, PARAMCHAR, PASSWORD, USER, paramName } from './grammar.js';
 import { EMPTY_PARAMS, Params } from './params.js';
 
 export interface UriFields {
@@ -150,7 +150,12 @@ const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 
 /** Checks that every '%' in s starts a %HH escape and that chars are in `allowed`. */
 function checkChars(s: string, allowed: Uint8Array, what: string): void {
-  for (let i = 0; i < s.length; i++) {
+  checkCharsIn(s, 0, s.length, allowed, what);
+}
+
+/** checkChars() on s[start, end), without slicing it out. */
+function checkCharsIn(s: string, start: number, end: number, allowed: Uint8Array, what: string): void {
+  for (let i = start; i < end; i++) {
     const c = s.charCodeAt(i);
     if (c === 0x25) {
       if (!isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) {
@@ -240,7 +245,8 @@ function parseSipUri(scheme: string, rest: string, text: string): SipUri {
   if (i < hostPart.length) {
     if (hostPart.charCodeAt(i) !== 0x3b) throw new SipError('DP_SIP_BAD_URI', 'Unexpected character after URI host');
     // uri-parameters = *( ";" uri-parameter ), walked with indexOf (no split arrays).
-    const items: Array<string | null> = [];
+    const items = URI_PARAM_SCRATCH; // see parseGenericParams
+    items.length = 0;
     let start = i + 1;
     for (;;) {
       let end = hostPart.indexOf(';', start);
@@ -248,30 +254,24 @@ function parseSipUri(scheme: string, rest: string, text: string): SipUri {
       if (end === start) throw new SipError('DP_SIP_BAD_URI', 'Empty URI parameter');
       const eq = hostPart.indexOf('=', start);
       const hasValue = eq >= 0 && eq < end;
-      const name = hostPart.slice(start, hasValue ? eq : end);
+      const nameEnd = hasValue ? eq : end;
+      if (nameEnd === start) throw new SipError('DP_SIP_BAD_URI', 'Empty URI parameter name');
+      checkCharsIn(hostPart, start, nameEnd, PARAMCHAR, 'parameter');
       const value = hasValue ? hostPart.slice(eq + 1, end) : null;
-      if (name.length === 0) throw new SipError('DP_SIP_BAD_URI', 'Empty URI parameter name');
-      checkChars(name, PARAMCHAR, 'parameter');
       if (value !== null) checkChars(value, PARAMCHAR, 'parameter');
-      const key = lowerAscii(name);
+      // A name with an escape is decoded nowhere: it stays as written (lower-cased).
+      const key = paramName(hostPart, start, nameEnd);
       for (let k = 0; k < items.length; k += 2) if (items[k] === key) throw new SipError('DP_SIP_BAD_URI', `Duplicate URI parameter ${key}`);
       items.push(key, value);
       if (end >= hostPart.length) break;
       start = end + 1;
     }
-    params = new Params(items);
+    params = new Params(items.slice());
   }
   return new SipUri(scheme, user, password, host, port, params, headers, undefined, text);
 }
 
-/** toLowerCase() only when there is an upper-case ASCII letter: it always returns a new string. */
-function lowerAscii(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) return s.toLowerCase();
-  }
-  return s;
-}
+const URI_PARAM_SCRATCH: Array<string | null> = [];
 
 /** tel URI (RFC 3966): telephone-subscriber *( ";" par ) — kept loosely. */
 function parseTelUri(rest: string, text: string): SipUri {
