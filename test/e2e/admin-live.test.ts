@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import type { CdrRecord } from '../../src/store/cdr-store.js';
-import { allocPort, registerContact, sipp, startDialplane, summary } from './harness.js';
+import { allocPort, registerContact, sipp, startDialplane, summary, waitAdminReady } from './harness.js';
 import { startMiniUas, type MiniUas } from './mini-uas.js';
 
 const CARRIER = '127.0.0.2';
@@ -32,9 +32,7 @@ t.test('a route change through the admin API during a 20 calls/s run: no failed 
     headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  // The admin API listens just after the SIP listeners the harness waits for.
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && !(await fetch(`${base}/health`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 50));
+  await waitAdminReady(httpPort);
 
   const phones: Record<string, MiniUas> = {};
   for (const user of ['1001', '1002']) {

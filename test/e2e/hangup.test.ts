@@ -13,11 +13,23 @@ import type { CdrRecord } from '../../src/store/cdr-store.js';
 import { nullLogger } from '../../src/sip/logger.js';
 import { createRedisClient } from '../../src/store/redis/connect.js';
 import { deleteKeysWithPrefix, redisUrl, runPrefix } from '../helpers/redis-prefix.js';
-import { allocPort, registerContact, sipp, startDialplane, summary } from './harness.js';
+import { allocPort, registerContact, sipp, startDialplane, summary, waitAdminReady } from './harness.js';
 import { startMiniUas } from './mini-uas.js';
 
 const CARRIER = '127.0.0.2';
 const TOKEN = 'e2e-admin-token-0123456789';
+
+/** Polls a GET …/calls (10 s at most) for the first answered call, as an operator watching the live calls would. */
+async function answeredCall(list: () => Promise<Response>): Promise<string | undefined> {
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    const items = ((await (await list()).json()) as { items: Array<{ callId: string; answeredAt?: number }> }).items;
+    const callId = items.find((c) => c.answeredAt !== undefined)?.callId;
+    if (callId !== undefined) return callId;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return undefined;
+}
 
 t.test('DELETE …/calls/{id}: both parties get a BYE from the proxy, the CDR says endedBy admin', async (t) => {
   const httpPort = allocPort();
@@ -25,8 +37,7 @@ t.test('DELETE …/calls/{id}: both parties get a BYE from the proxy, the CDR sa
   t.teardown(() => dp.stop());
   const base = `http://127.0.0.1:${httpPort}`;
   const api = (method: string, path: string): Promise<Response> => fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && !(await fetch(`${base}/health`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 50));
+  await waitAdminReady(httpPort);
 
   const port = allocPort();
   const reg = await registerContact(dp, '1001', port);
@@ -38,15 +49,7 @@ t.test('DELETE …/calls/{id}: both parties get a BYE from the proxy, the CDR sa
     `127.0.0.1:${dp.sipPort}`, '-i', CARRIER, '-p', String(allocPort()), '-s', '4008123456', '-m', '1',
   ], 20);
 
-  // Wait for the call to be answered, as an operator watching the live calls would.
-  let callId: string | undefined;
-  const until = Date.now() + 10_000;
-  while (Date.now() < until && callId === undefined) {
-    const r = await api('GET', '/v1/tenants/demo/calls');
-    const items = ((await r.json()) as { items: Array<{ callId: string; answeredAt?: number }> }).items;
-    callId = items.find((c) => c.answeredAt !== undefined)?.callId;
-    if (callId === undefined) await new Promise((res) => setTimeout(res, 50));
-  }
+  const callId = await answeredCall(() => api('GET', '/v1/tenants/demo/calls'));
   if (callId === undefined) {
     caller.kill();
     t.fail(`the call was never answered: ${(await caller.done).output.slice(-3000)}`);
@@ -84,10 +87,7 @@ t.test('two nodes on one Redis: the call runs through node A, node B lists it an
   const b = await startDialplane({ env: env(httpB) });
   t.teardown(() => b.stop());
   const api = (port: number, method: string, path: string): Promise<Response> => fetch(`http://127.0.0.1:${port}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
-  for (const port of [httpA, httpB]) {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !(await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false))) await new Promise((r) => setTimeout(r, 50));
-  }
+  for (const port of [httpA, httpB]) await waitAdminReady(port);
 
   const port = allocPort();
   const reg = await registerContact(a, '1001', port);
@@ -98,13 +98,7 @@ t.test('two nodes on one Redis: the call runs through node A, node B lists it an
     `127.0.0.1:${a.sipPort}`, '-i', CARRIER, '-p', String(allocPort()), '-s', '4008123456', '-m', '1',
   ], 20);
 
-  let callId: string | undefined;
-  const until = Date.now() + 10_000;
-  while (Date.now() < until && callId === undefined) {
-    const items = ((await (await api(httpB, 'GET', '/v1/tenants/demo/calls')).json()) as { items: Array<{ callId: string; answeredAt?: number }> }).items;
-    callId = items.find((c) => c.answeredAt !== undefined)?.callId;
-    if (callId === undefined) await new Promise((res) => setTimeout(res, 50));
-  }
+  const callId = await answeredCall(() => api(httpB, 'GET', '/v1/tenants/demo/calls'));
   if (callId === undefined) {
     caller.kill();
     t.fail(`node B never listed the answered call: ${(await caller.done).output.slice(-2000)}`);

@@ -85,6 +85,14 @@ export async function startDialplane(opts: StartOptions = {}): Promise<Dialplane
   };
 }
 
+/** Waits (10 s at most) until the admin API on `httpPort` answers /health: it listens just after the SIP listeners startDialplane() waits for. */
+export async function waitAdminReady(httpPort: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && !(await fetch(`http://127.0.0.1:${httpPort}/health`).then((r) => r.ok, () => false))) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export interface SippResult {
   code: number | null;
   output: string;

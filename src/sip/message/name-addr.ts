@@ -26,10 +26,6 @@ export class NameAddr {
     return this.params.get('tag') ?? undefined;
   }
 
-  withParam(name: string, value: string | null): NameAddr {
-    return new NameAddr(this.uri, this.displayName, this.params.with(name, value), this.bracketed);
-  }
-
   toString(): string {
     let s = this.displayName !== undefined ? `${quote(this.displayName)} ` : '';
     s += `<${this.uri.toString()}>`;

@@ -19,13 +19,6 @@ export class Params implements Iterable<[string, string | null]> {
     this.items = items;
   }
 
-  /** From name/value pairs (names are lower-cased; a later duplicate replaces the earlier value in place). */
-  static of(pairs: Iterable<readonly [string, string | null]>): Params {
-    let p = EMPTY_PARAMS;
-    for (const [k, v] of pairs) p = p.with(k.toLowerCase(), v);
-    return p;
-  }
-
   get size(): number {
     return this.items.length >> 1;
   }
@@ -56,24 +49,9 @@ export class Params implements Iterable<[string, string | null]> {
     return new Params(it);
   }
 
-  /** A copy without `name` (this one when absent). */
-  without(name: string): Params {
-    const it = this.items;
-    for (let i = 0; i < it.length; i += 2) {
-      if (it[i] === name) return it.length === 2 ? EMPTY_PARAMS : new Params([...it.slice(0, i), ...it.slice(i + 2)]);
-    }
-    return this;
-  }
-
   *[Symbol.iterator](): Iterator<[string, string | null]> {
     const it = this.items;
     for (let i = 0; i < it.length; i += 2) yield [it[i] as string, it[i + 1] as string | null];
-  }
-
-  keys(): string[] {
-    const out: string[] = [];
-    for (let i = 0; i < this.items.length; i += 2) out.push(this.items[i] as string);
-    return out;
   }
 
   /** `;name=value;flag...` as it goes on the wire; '' when empty. */

@@ -11,16 +11,6 @@ import { SipError } from './errors.js';
 import { HNVCHAR, HOSTCHAR, IPV6CHAR, PARAMCHAR, PASSWORD, USER, paramName } from './grammar.js';
 import { EMPTY_PARAMS, Params } from './params.js';
 
-export interface UriFields {
-  scheme: string;
-  user?: string;
-  password?: string;
-  host: string;
-  port?: number;
-  params?: Params;
-  headers?: string;
-}
-
 export class SipUri {
   /** Lower-case scheme: 'sip', 'sips', 'tel', or another scheme kept opaque. */
   readonly scheme: string;
@@ -39,12 +29,13 @@ export class SipUri {
   private readonly text: string;
 
   /**
-   * Positional, so that parsing a URI (several per message) allocates no
-   * fields object; SipUri.of() takes named fields.
+   * Built by parseUri() from `text` (URIs are made from their text, so
+   * toString() is always what was parsed); positional, so that parsing a
+   * URI (several per message) allocates no fields object.
    */
   constructor(
     scheme: string, user: string | undefined, password: string | undefined, host: string, port: number | undefined,
-    params: Params, headers: string | undefined, opaque: string | undefined, text: string | undefined,
+    params: Params, headers: string | undefined, opaque: string | undefined, text: string,
   ) {
     this.scheme = scheme;
     this.user = user;
@@ -54,12 +45,7 @@ export class SipUri {
     this.params = params;
     this.headers = headers;
     this.opaque = opaque;
-    this.text = text ?? formatUri({ scheme, user, password, host, port, params, headers, opaque });
-  }
-
-  static of(fields: UriFields & { opaque?: string }): SipUri {
-    const f = fields;
-    return new SipUri(f.scheme, f.user, f.password, f.host, f.port, f.params ?? EMPTY_PARAMS, f.headers, f.opaque, undefined);
+    this.text = text;
   }
 
   get isSip(): boolean {
@@ -82,36 +68,9 @@ export class SipUri {
     return this.host.startsWith('[') ? this.host.slice(1, -1) : this.host;
   }
 
-  with(changes: Partial<UriFields>): SipUri {
-    return SipUri.of({
-      scheme: changes.scheme ?? this.scheme,
-      user: 'user' in changes ? changes.user : this.user,
-      password: 'password' in changes ? changes.password : this.password,
-      host: changes.host ?? this.host,
-      port: 'port' in changes ? changes.port : this.port,
-      params: changes.params ?? this.params,
-      headers: 'headers' in changes ? changes.headers : this.headers,
-    });
-  }
-
   toString(): string {
     return this.text;
   }
-}
-
-export function formatUri(f: UriFields & { opaque?: string }): string {
-  if (f.opaque !== undefined) return `${f.scheme}:${f.opaque}`;
-  let s = `${f.scheme}:`;
-  if (f.user !== undefined) {
-    s += f.user;
-    if (f.password !== undefined) s += `:${f.password}`;
-    if (f.scheme !== 'tel') s += '@';
-  }
-  s += f.host;
-  if (f.port !== undefined) s += `:${f.port}`;
-  if (f.params) s += f.params.toString();
-  if (f.headers !== undefined) s += `?${f.headers}`;
-  return s;
 }
 
 /** Decodes %HH escapes once (RFC 4475 §3.1.1.3: never recursively). */

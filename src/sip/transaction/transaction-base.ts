@@ -176,29 +176,32 @@ export abstract class TransactionBase<S extends string> implements Waiter {
   }
 
   protected stopTimer(name: string): void {
-    const armed = this.armed;
-    if (!armed) return;
-    for (let i = 0; i < armed.length; i += 2) {
-      if (armed[i] !== name) continue;
-      (armed[i + 1] as TimerHandle).cancel();
-      armed.splice(i, 2);
-      if (armed.length === 0) this.armed = undefined;
-      return;
-    }
+    const i = this.armedIndex(name);
+    if (i < 0) return;
+    (this.armed?.[i + 1] as TimerHandle).cancel();
+    this.unarm(i);
   }
 
   /** Forgets a fired timer; false when it was stopped or re-armed meanwhile. */
   private disarm(name: string, handle: TimerHandle): boolean {
+    const i = this.armedIndex(name);
+    if (i < 0 || this.armed?.[i + 1] !== handle) return false;
+    this.unarm(i);
+    return true;
+  }
+
+  /** Index of `name` in `armed`, or -1. */
+  private armedIndex(name: string): number {
     const armed = this.armed;
-    if (!armed) return false;
-    for (let i = 0; i < armed.length; i += 2) {
-      if (armed[i] !== name) continue;
-      if (armed[i + 1] !== handle) return false;
-      armed.splice(i, 2);
-      if (armed.length === 0) this.armed = undefined;
-      return true;
-    }
-    return false;
+    if (armed) for (let i = 0; i < armed.length; i += 2) if (armed[i] === name) return i;
+    return -1;
+  }
+
+  private unarm(i: number): void {
+    const armed = this.armed;
+    if (!armed) return;
+    armed.splice(i, 2);
+    if (armed.length === 0) this.armed = undefined;
   }
 
   /** Whether a transport is reliable: "timers zeroed", no retransmissions (§17.1.1.1). */
