@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../../src/sip/clock.js';
 import type { SipRequest, SipResponse, TransportName } from '../../src/sip/message/message.js';
+import { parseMessage } from '../../src/sip/message/parser.js';
 import type { Destination, TransactionTransport, TransportError } from '../../src/sip/transaction/types.js';
 
 export type Sent =
@@ -27,9 +28,14 @@ export class FakeTransactionTransport implements TransactionTransport {
   }
 
   sendResponse(res: SipResponse, onError: (err: TransportError) => void): Buffer | undefined {
-    this.sent.push({ kind: 'response', message: res, at: this.clock.now(), fail: (err = CONNECTION_REFUSED) => onError(err) });
+    const bytes = res.toBuffer();
+    // A server transaction resends what it kept: the bytes and the Via row
+    // alone. What went on the wire is those bytes, so they are recorded
+    // parsed, as the peer would read them.
+    const message = res.get('cseq') === undefined ? wireResponse(bytes) : res;
+    this.sent.push({ kind: 'response', message, at: this.clock.now(), fail: (err = CONNECTION_REFUSED) => onError(err) });
     if (this.failWith) onError(this.failWith);
-    return res.toBuffer();
+    return bytes;
   }
 
   isReliable(transport: TransportName): boolean {
@@ -53,4 +59,11 @@ export class FakeTransactionTransport implements TransactionTransport {
   last(): Sent | undefined {
     return this.sent[this.sent.length - 1];
   }
+}
+
+/** `bytes` parsed as the response they hold (the fake's own sends are always well formed). */
+function wireResponse(bytes: Buffer): SipResponse {
+  const r = parseMessage(bytes, { stream: false });
+  if (r.kind !== 'response') throw new Error(`not a response on the wire: ${r.kind === 'error' ? r.error.message : r.kind}`);
+  return r.message;
 }

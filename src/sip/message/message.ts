@@ -311,16 +311,22 @@ export class SipRequest extends SipMessage {
   }
 
   /**
-   * What a transaction keeps of a request it no longer needs whole (a long
-   * wait state, RFC 3261 §17 Timers J/K/L/M, up to 64*T1): the named rows,
-   * copied, no body, a placeholder Request-URI. A parsed message's values
-   * are slices of its whole text and its body a view of its datagram, so
-   * one kept value pins everything; at a thousand calls a second, 32 s of
-   * whole messages was most of the heap and of the garbage collector's work.
+   * What a transaction keeps of a request it no longer needs (a wait state,
+   * RFC 3261 §17 Timers D, I, J, K, L, M, up to 64*T1): one shared object
+   * per method, without header rows, no body and a placeholder Request-URI.
+   * A parsed message's values are slices of its whole text and its body a
+   * view of its datagram, so one kept value pins everything; and skeletons
+   * with copied rows (message, row list, rows, values, source: some ten
+   * objects) were still a third of what was alive at a thousand calls a
+   * second and most of what each scavenge copied twice. The row list is
+   * frozen: changing a shared request is a bug, and throws.
    */
-  skeleton(names: readonly string[]): SipRequest {
-    const r = new SipRequest(this.method, RELEASED_URI, this.keptRows(names));
-    r.source = this.source;
+  static released(method: string): SipRequest {
+    let r = RELEASED_REQUESTS.get(method);
+    if (r === undefined) {
+      r = new SipRequest(method, RELEASED_URI, Object.freeze([]) as unknown as HeaderField[]);
+      if (RELEASED_REQUESTS.size < 64) RELEASED_REQUESTS.set(method, r);
+    }
     return r;
   }
 
@@ -350,10 +356,24 @@ export class SipResponse extends SipMessage {
     return `SIP/2.0 ${this.status} ${this.reason}`;
   }
 
-  /** See SipRequest.skeleton(): status and reason, the named rows copied, no body. */
+  /**
+   * Status and reason, the named rows copied (each value a string of its
+   * own), no body: what an INVITE server transaction keeps of a final
+   * response it may resend or match an RFC 2543 ACK against.
+   */
   skeleton(names: readonly string[]): SipResponse {
     const r = new SipResponse(this.status, this.reason, this.keptRows(names));
     r.source = this.source;
+    return r;
+  }
+
+  /** See SipRequest.released(): one shared response per status code, no rows, reason phrase empty. */
+  static released(status: number): SipResponse {
+    let r = RELEASED_RESPONSES[status];
+    if (r === undefined) {
+      r = new SipResponse(status, '', Object.freeze([]) as unknown as HeaderField[]);
+      if (Number.isInteger(status) && status >= 100 && status <= 699) RELEASED_RESPONSES[status] = r;
+    }
     return r;
   }
 
@@ -383,8 +403,12 @@ export type SipMessageAny = SipRequest | SipResponse;
 
 export const EMPTY = Buffer.alloc(0);
 
-/** Request-URI of a request skeleton: the real one is not kept. */
+/** Request-URI of SipRequest.released(): the real one is not kept. */
 const RELEASED_URI = parseUri('sip:released.invalid');
+/** SipRequest.released() by method (the known ones, and a bounded number of extension methods). */
+const RELEASED_REQUESTS = new Map<string, SipRequest>();
+/** SipResponse.released() by status code. */
+const RELEASED_RESPONSES: Array<SipResponse | undefined> = [];
 
 /**
  * A copy of `s` that refers to no larger string. V8 keeps a slice of a

@@ -125,7 +125,7 @@ interface Branch {
 
 interface ResponseContext {
   readonly tx: ServerTransaction;
-  /** The request as received; a skeleton once the context is cleaned up. */
+  /** The request as received; SipRequest.released() once the context is cleaned up. */
   req: SipRequest;
   /** Replaced when a failover continues the hunt with a new plan. */
   plan: ForkPlan;
@@ -756,7 +756,7 @@ export class ProxyCore implements TransactionUser {
     // per-call state (plan, targets, closures) reachable.
     ctx.onOutcome = ctx.onFinal = ctx.onRinging = ctx.onAnswered = ctx.next = undefined;
     ctx.plan = DONE_PLAN;
-    // The server transaction keeps a skeleton of the request by now (it has sent its final response).
+    // The server transaction has released the request by now (it has sent its final response).
     ctx.req = ctx.tx.request;
   }
 

@@ -4,8 +4,16 @@
  * through its own non-INVITE client transaction (same branch, method CANCEL).
  */
 import { SipRequest, type HeaderField } from '../message/message.js';
+import { TransactionError } from './transaction-error.js';
 
 export function createCancel(req: SipRequest): SipRequest {
+  // A client transaction releases its request once a final response came
+  // (SipRequest.released(): no rows). §9.1: "If the original request has
+  // generated a final response, the CANCEL SHOULD NOT be sent, as it is an
+  // effective no-op".
+  if (req.headers.length === 0) {
+    throw new TransactionError('DP_SIP_TX_NOTHING_TO_CANCEL', 'The request was released after its final response: nothing is left to cancel');
+  }
   const headers: HeaderField[] = [];
   // "A CANCEL constructed by a client MUST have only a single Via header field
   // value matching the top Via value in the request being cancelled."

@@ -12,8 +12,8 @@
  *                        | Timer M          | Timer D
  *                        +--> Terminated <--+          (also Timer B in Calling, transport error)
  */
-import { SipRequest, type HeaderField, type SipResponse } from '../message/message.js';
-import { REQUEST_SKELETON, RESPONSE_SKELETON, TIMER_D_UNRELIABLE_MS, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { SipRequest, SipResponse, type HeaderField } from '../message/message.js';
+import { TIMER_D_UNRELIABLE_MS, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { ClientTransaction, ClientTransactionHandler, InviteClientState } from './transaction-user.js';
 import type { Destination, TransportError } from './types.js';
 
@@ -21,7 +21,10 @@ type State = Exclude<InviteClientState, 'Terminated'>;
 
 export class InviteClientTransaction extends TransactionBase<State> implements ClientTransaction {
   readonly isInvite = true;
-  readonly branch: string;
+  /** The branch of the request's top Via, read back from the key ("branch method"). */
+  get branch(): string {
+    return this.id.slice(0, this.id.lastIndexOf(' '));
+  }
   request: SipRequest;
   readonly destination: Destination;
   lastResponse: SipResponse | undefined;
@@ -31,9 +34,8 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
   /** The ACK for the non-2xx final response, re-sent for each retransmission of it. */
   private ack: SipRequest | undefined;
 
-  constructor(ctx: TransactionContext, id: string, branch: string, request: SipRequest, destination: Destination, handler: ClientTransactionHandler) {
-    super(ctx, id, 'Calling', 'ict', request, branch);
-    this.branch = branch;
+  constructor(ctx: TransactionContext, id: string, request: SipRequest, destination: Destination, handler: ClientTransactionHandler) {
+    super(ctx, id, 'Calling', 'ict', request);
     this.request = request;
     this.destination = destination;
     this.handler = handler;
@@ -214,16 +216,16 @@ export class InviteClientTransaction extends TransactionBase<State> implements C
     this.handler.onTerminated?.(this);
   }
 
-  /** "Accepted" and "Completed" keep the INVITE as a skeleton (the ACK of a non-2xx is built by then). */
+  /** "Accepted" and "Completed" keep no request of their own (the ACK of a non-2xx is built by then). */
   protected compactForWait(): void {
-    this.request = this.request.skeleton(REQUEST_SKELETON);
-    // The final response that caused the transition is passed up (and kept as a skeleton) next.
+    this.request = this.release(this.request);
+    // The final response that caused the transition is passed up (and released) next.
     this.lastResponse = undefined;
   }
 
   private passUp(res: SipResponse): void {
-    // A final response is only looked at (status, tags) once passed up.
-    this.lastResponse = res.status >= 200 ? res.skeleton(RESPONSE_SKELETON) : res;
+    // Of a final response only the status is read once it is passed up.
+    this.lastResponse = res.status >= 200 ? SipResponse.released(res.status) : res;
     this.tellTu('onResponse', () => this.handler.onResponse(res, this));
   }
 }

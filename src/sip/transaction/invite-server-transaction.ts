@@ -10,9 +10,9 @@
  *                                 | (Timer G resends, INVITE resends)
  *                                 +--Timer H (TU told)--> Terminated
  */
-import type { SipRequest, SipResponse } from '../message/message.js';
+import { SipResponse, type SipRequest } from '../message/message.js';
 import { createResponse } from './create-response.js';
-import { REQUEST_SKELETON, RESENT_RESPONSE_ROWS, RESPONSE_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { RESENT_RESPONSE_ROWS, RESENT_RESPONSE_ROWS_2543, RESPONSE_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { InviteServerState, ServerTransaction } from './transaction-user.js';
 import type { TransportError } from './types.js';
 
@@ -29,25 +29,38 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
   private readonly unreliable: boolean;
   private readonly trying100DelayMs: number;
   private timerGInterval: number;
+  /**
+   * Created by an RFC 2543 request (no magic cookie in its branch): its ACK
+   * is matched by the To tag of the response sent (§17.2.3), so that much of
+   * a final response is kept.
+   */
+  private readonly ackMatchedByTag: boolean;
 
-  constructor(ctx: TransactionContext, id: string, request: SipRequest, branch: string | undefined, trying100DelayMs: number) {
+  constructor(ctx: TransactionContext, id: string, request: SipRequest, trying100DelayMs: number) {
     // "When a server transaction is constructed for a request, it enters the "Proceeding" state."
-    super(ctx, id, 'Proceeding', 'ist', request, branch);
+    super(ctx, id, 'Proceeding', 'ist', request);
     this.request = request;
     this.unreliable = !this.reliable(request.source?.transport ?? 'udp');
     this.trying100DelayMs = trying100DelayMs;
     this.timerGInterval = ctx.timers.t1;
+    this.ackMatchedByTag = !request.topVia.isRfc3261Branch;
   }
 
   protected compactForWait(): void {
     // Only Proceeding re-sends the last provisional.
     this.lastProvisional = undefined;
-    this.request = this.request.skeleton(REQUEST_SKELETON);
+    this.request = this.release(this.request);
     // "Completed" resends the final response (Timer G, retransmitted
     // INVITEs); "Accepted" (the TU sends 2xx itself) and "Confirmed" resend
-    // nothing: status and To tag are all that is read (RFC 2543 ACK matching).
-    if (this.lastResponse && this.state !== 'Completed') this.lastResponse = this.lastResponse.skeleton(RESPONSE_SKELETON);
+    // nothing: the status is all that is read, and the To tag for an RFC
+    // 2543 ACK.
+    if (this.lastResponse && this.state !== 'Completed') this.lastResponse = this.keptFinal(this.lastResponse);
     else this.lastResponse?.compact();
+  }
+
+  /** What "Accepted" and "Confirmed" keep of a final response (see compactForWait()). */
+  private keptFinal(res: SipResponse): SipResponse {
+    return this.ackMatchedByTag ? res.skeleton(RESPONSE_SKELETON) : SipResponse.released(res.status);
   }
 
   start(): void {
@@ -156,7 +169,7 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     this.startTimer('H', 64 * t1, () => this.timerH());
     // Until the ACK, Timer G and retransmitted INVITEs resend the bytes sent now.
     const sent = this.sendResponse(res);
-    if (sent !== undefined && this.state === 'Completed') this.lastResponse = res.retransmittable(RESENT_RESPONSE_ROWS, sent);
+    if (sent !== undefined && this.state === 'Completed') this.lastResponse = res.retransmittable(this.ackMatchedByTag ? RESENT_RESPONSE_ROWS_2543 : RESENT_RESPONSE_ROWS, sent);
   }
 
   // --- Accepted (RFC 6026) ------------------------------------------------
@@ -179,7 +192,7 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     // response, the server transaction MUST pass the response to the
     // transport layer for transmission."
     if (res.status >= 200 && res.status < 300) {
-      this.lastResponse = res.skeleton(RESPONSE_SKELETON);
+      this.lastResponse = this.keptFinal(res);
       this.sendResponse(res);
       return;
     }
@@ -256,7 +269,7 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
     if (res.status >= 200 && res.status < 300) {
       this.log.debug({ status: res.status, state: this.state }, '2xx after final response sent statelessly');
       // Same connection as the INVITE (§18.2.2), as in sendResponse().
-      if (this.request.source?.connectionId !== undefined) res.source = this.request.source;
+      if (this.requestSource?.connectionId !== undefined) res.source = this.requestSource;
       this.ctx.transport.sendResponse(res, (err) => this.log.info({ code: err.code }, 'stateless 2xx send failed'));
       return;
     }

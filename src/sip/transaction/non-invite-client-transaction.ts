@@ -7,8 +7,8 @@
  *          +---200-699-------+--> Completed --Timer K--> Terminated
  *          (Timer F or transport error from Trying/Proceeding --> Terminated)
  */
-import type { SipRequest, SipResponse } from '../message/message.js';
-import { REQUEST_SKELETON, RESPONSE_SKELETON, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { SipResponse, type SipRequest } from '../message/message.js';
+import { TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { ClientTransaction, ClientTransactionHandler, NonInviteClientState } from './transaction-user.js';
 import type { Destination, TransportError } from './types.js';
 
@@ -16,7 +16,10 @@ type State = Exclude<NonInviteClientState, 'Terminated'>;
 
 export class NonInviteClientTransaction extends TransactionBase<State> implements ClientTransaction {
   readonly isInvite = false;
-  readonly branch: string;
+  /** The branch of the request's top Via, read back from the key ("branch method"). */
+  get branch(): string {
+    return this.id.slice(0, this.id.lastIndexOf(' '));
+  }
   request: SipRequest;
   readonly destination: Destination;
   lastResponse: SipResponse | undefined;
@@ -24,9 +27,8 @@ export class NonInviteClientTransaction extends TransactionBase<State> implement
   private readonly unreliable: boolean;
   private timerEInterval: number;
 
-  constructor(ctx: TransactionContext, id: string, branch: string, request: SipRequest, destination: Destination, handler: ClientTransactionHandler) {
-    super(ctx, id, 'Trying', 'nict', request, branch);
-    this.branch = branch;
+  constructor(ctx: TransactionContext, id: string, request: SipRequest, destination: Destination, handler: ClientTransactionHandler) {
+    super(ctx, id, 'Trying', 'nict', request);
     this.request = request;
     this.destination = destination;
     this.handler = handler;
@@ -154,15 +156,15 @@ export class NonInviteClientTransaction extends TransactionBase<State> implement
     this.handler.onTerminated?.(this);
   }
 
-  /** "Completed" only absorbs response retransmissions (Timer K): skeletons will do. */
+  /** "Completed" only absorbs response retransmissions (Timer K): it keeps no message of its own. */
   protected compactForWait(): void {
-    this.request = this.request.skeleton(REQUEST_SKELETON);
-    // The final response that caused the transition is passed up (and kept as a skeleton) next.
+    this.request = this.release(this.request);
+    // The final response that caused the transition is passed up (and released) next.
     this.lastResponse = undefined;
   }
 
   private passUp(res: SipResponse): void {
-    this.lastResponse = res.status >= 200 ? res.skeleton(RESPONSE_SKELETON) : res;
+    this.lastResponse = res.status >= 200 ? SipResponse.released(res.status) : res;
     this.tellTu('onResponse', () => this.handler.onResponse(res, this));
   }
 }

@@ -7,7 +7,7 @@
  *     +--200-699 from TU-------+--> Completed --Timer J--> Terminated
  */
 import type { SipRequest, SipResponse } from '../message/message.js';
-import { REQUEST_SKELETON, RESENT_RESPONSE_ROWS, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { RESENT_RESPONSE_ROWS, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { NonInviteServerState, ServerTransaction } from './transaction-user.js';
 import type { TransportError } from './types.js';
 
@@ -22,18 +22,18 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
   onTimeout?: (tx: ServerTransaction) => void;
   private readonly unreliable: boolean;
 
-  constructor(ctx: TransactionContext, id: string, request: SipRequest, branch: string | undefined) {
+  constructor(ctx: TransactionContext, id: string, request: SipRequest) {
     // "The state machine is initialized in the "Trying" state and is passed a
     // request other than INVITE or ACK when initialized. This request is
     // passed up to the TU."
-    super(ctx, id, 'Trying', 'nist', request, branch);
+    super(ctx, id, 'Trying', 'nist', request);
     this.request = request;
     this.unreliable = !this.reliable(request.source?.transport ?? 'udp');
   }
 
-  /** "Completed" resends the final response (its bytes, kept in respond()); of the request a skeleton will do. */
+  /** "Completed" resends the final response (its bytes, kept in respond()); it keeps no request of its own. */
   protected compactForWait(): void {
-    this.request = this.request.skeleton(REQUEST_SKELETON);
+    this.request = this.release(this.request);
   }
 
   /** A retransmission of the request (§17.2.3). Always absorbed. */

@@ -6,20 +6,25 @@
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import { LazyChildLogger, type Logger } from '../logger.js';
-import { ownString, type MessageSource, type SipRequest, type SipResponse } from '../message/message.js';
+import { SipRequest, ownString, type MessageSource, type SipResponse } from '../message/message.js';
 import type { Destination, TimerConfig, TransactionTransport, TransportError } from './types.js';
 import type { WaitQueue, Waiter } from './wait-queue.js';
 
 /**
- * The rows a transaction keeps of a message in a wait state (nothing is
- * built from it any more): of a request what logs name (Call-ID, CSeq), of
- * a response the To tag (RFC 2543 ACK matching, §17.2.3). At a thousand
- * calls a second each row kept is some 150 bytes times 32 000.
+ * What an INVITE server transaction created by an RFC 2543 request (no
+ * magic cookie) keeps of its final response in a wait state: the To tag,
+ * which matches the ACK (§17.2.3). Every other wait state keeps the shared
+ * SipRequest.released() / SipResponse.released() instead of rows of its own.
  */
-export const REQUEST_SKELETON: readonly string[] = ['call-id', 'cseq'];
 export const RESPONSE_SKELETON: readonly string[] = ['to'];
-/** What a server transaction keeps of a final response it may resend besides its bytes: the top Via routes it (§18.2.2), the others identify it in logs. */
-export const RESENT_RESPONSE_ROWS: readonly string[] = ['via', 'to', 'call-id', 'cseq'];
+/**
+ * What a server transaction keeps of a final response it may resend besides
+ * its bytes: the top Via, which routes it (§18.2.2). Logs name the call by
+ * the Call-ID kept apart (see release()).
+ */
+export const RESENT_RESPONSE_ROWS: readonly string[] = ['via'];
+/** The same, plus the To tag an RFC 2543 ACK is matched by (§17.2.3). */
+export const RESENT_RESPONSE_ROWS_2543: readonly string[] = ['via', 'to'];
 
 /** "Timer D ... at least 32 seconds for unreliable transports" (§17.1.1.2, Table 4). */
 export const TIMER_D_UNRELIABLE_MS = 32_000;
@@ -43,7 +48,6 @@ export abstract class TransactionBase<S extends string> implements Waiter {
   private current: S | 'Terminated';
   /** Built on first use: see `log`. */
   private lazyLog: Logger | undefined;
-  private readonly logBranch: string | undefined;
   private readonly kind: string;
   /**
    * Armed timers as name/handle pairs: a state machine has two at most at a
@@ -52,20 +56,24 @@ export abstract class TransactionBase<S extends string> implements Waiter {
    */
   private armed: Array<string | TimerHandle> | undefined;
   /** Where the request that created a server transaction came from (its WS/TCP connection). */
-  private readonly requestSource: MessageSource | undefined;
+  protected readonly requestSource: MessageSource | undefined;
   /** The wait-state timer running (D, I, J, K, L or M), its queue and slot: see waitThenTerminate(). */
   private waitTimer: string | undefined;
   private waitQueue: WaitQueue | undefined;
   private waitSlot = 0;
+  /** The Call-ID for logs once the request is released (see release()). */
+  private waitCallId: string | undefined;
 
-  protected constructor(ctx: TransactionContext, id: string, initial: S, kind: string, req: SipRequest, branch: string | undefined) {
+  /**
+   * `id` is the matching key (see the transaction layer), one flat string:
+   * the branch logged is read back from it, so that a transaction kept for
+   * 64*T1 holds no other string of its own.
+   */
+  protected constructor(ctx: TransactionContext, id: string, initial: S, kind: string, req: SipRequest) {
     this.ctx = ctx;
     this.id = id;
     this.current = initial;
     this.requestSource = req.source;
-    // A branch read from a received Via is a slice of the message's text: a
-    // copy, so that a transaction kept for 64*T1 does not keep that text.
-    this.logBranch = branch === undefined ? undefined : ownString(branch);
     this.kind = kind;
   }
 
@@ -75,7 +83,20 @@ export abstract class TransactionBase<S extends string> implements Waiter {
    * almost none logs, so none pays for a logger and its bindings object.
    */
   protected get log(): Logger {
-    return (this.lazyLog ??= new LazyChildLogger(this.ctx.log, { callId: this.request.get('call-id'), branch: this.logBranch, tx: this.kind }));
+    return (this.lazyLog ??= new LazyChildLogger(this.ctx.log, { callId: this.waitCallId ?? this.request.get('call-id'), branch: branchOfKey(this.id), tx: this.kind }));
+  }
+
+  /**
+   * The shared stand-in for `req` in a wait state (SipRequest.released()),
+   * keeping a copy of its Call-ID for this transaction's logs. The copy is
+   * shared with the transaction released just before when the Call-ID is
+   * the same (a proxied call's INVITE client and server transactions, its
+   * BYE's), so a call keeps one or two instead of four.
+   */
+  protected release(req: SipRequest): SipRequest {
+    const callId = req.get('call-id');
+    if (callId !== undefined && this.waitCallId === undefined && this.lazyLog === undefined) this.waitCallId = sharedCallId(callId);
+    return SipRequest.released(req.method);
   }
 
   private get debugEnabled(): boolean {
@@ -100,8 +121,9 @@ export abstract class TransactionBase<S extends string> implements Waiter {
 
   /**
    * Entering a wait state (Timers D, I, J, K, L, M keep the transaction for up
-   * to 64*T1): release what the state no longer needs, keeping skeletons
-   * (SipMessage.skeleton) of the messages where nothing will be resent.
+   * to 64*T1): release what the state no longer needs. A message nothing
+   * will be built from is replaced by the shared SipRequest.released() /
+   * SipResponse.released(); a response that may be resent keeps its bytes.
    */
   protected abstract compactForWait(): void;
 
@@ -248,3 +270,33 @@ export abstract class TransactionBase<S extends string> implements Waiter {
 
   protected abstract handleTransportError(err: TransportError): void;
 }
+
+/** The last Call-ID copied by sharedCallId(), as received and as copied. */
+let lastCallIdSeen = '';
+let lastCallIdCopy = '';
+
+/**
+ * A copy of a received Call-ID (a slice of its message's text) that refers
+ * to nothing larger, reusing the previous copy when the value is the same.
+ */
+function sharedCallId(callId: string): string {
+  if (callId !== lastCallIdSeen) {
+    lastCallIdCopy = ownString(callId);
+    lastCallIdSeen = lastCallIdCopy;
+  }
+  return lastCallIdCopy;
+}
+
+/**
+ * The branch a matching key starts with (client: "branch method"; server,
+ * RFC 3261: "branch sent-by method"); undefined for an RFC 2543 key, which
+ * has none.
+ */
+export function branchOfKey(id: string): string | undefined {
+  if (id.startsWith(RFC2543_KEY_PREFIX)) return undefined;
+  const sp = id.indexOf(' ');
+  return sp < 0 ? id : id.slice(0, sp);
+}
+
+/** How the transaction layer's RFC 2543 matching keys begin. */
+export const RFC2543_KEY_PREFIX = '2543\n';

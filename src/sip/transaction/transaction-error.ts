@@ -1,6 +1,7 @@
 /**
  * Misuse of the transaction layer by a TU (a programming error, never a
- * network condition): thrown synchronously from `TransactionLayer.sendRequest` and `sendAck`.
+ * network condition): thrown synchronously from `TransactionLayer.sendRequest`,
+ * `sendAck` and `createCancel`.
  * Nothing received from the network ever produces one of these.
  */
 export type TransactionErrorCode =
@@ -13,7 +14,9 @@ export type TransactionErrorCode =
   /** A client transaction with this branch and method already exists. */
   | 'DP_SIP_TX_DUPLICATE'
   /** `sendAck` was given a request that is not an ACK. */
-  | 'DP_SIP_TX_NOT_ACK';
+  | 'DP_SIP_TX_NOT_ACK'
+  /** `createCancel` was given a request its transaction released after a final response: §9.1, nothing is left to cancel. */
+  | 'DP_SIP_TX_NOTHING_TO_CANCEL';
 
 export class TransactionError extends Error {
   readonly code: TransactionErrorCode;

@@ -10,14 +10,14 @@
  */
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import { ownString, type SipRequest, type SipResponse } from '../message/message.js';
+import type { SipRequest, SipResponse } from '../message/message.js';
 import type { Via } from '../message/via.js';
 import { createResponse } from './create-response.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
-import type { TransactionBase, TransactionContext } from './transaction-base.js';
+import { RFC2543_KEY_PREFIX, type TransactionBase, type TransactionContext } from './transaction-base.js';
 import { TransactionError } from './transaction-error.js';
 import type { ClientTransaction, ClientTransactionHandler, ServerTransaction, TransactionUser } from './transaction-user.js';
 import type { Destination, TimerConfig, TransactionTransport } from './types.js';
@@ -111,8 +111,8 @@ export class TransactionLayer {
     const id = clientKey(branch, req.method);
     if (this.clients.has(id)) throw new TransactionError('DP_SIP_TX_DUPLICATE', `Client transaction ${id} already exists`);
     const tx = req.method === 'INVITE'
-      ? new InviteClientTransaction(this.clientCtx, id, branch, req, dest, handler)
-      : new NonInviteClientTransaction(this.clientCtx, id, branch, req, dest, handler);
+      ? new InviteClientTransaction(this.clientCtx, id, req, dest, handler)
+      : new NonInviteClientTransaction(this.clientCtx, id, req, dest, handler);
     // Registered before the first send: a transport error may come back at once.
     this.clients.set(id, tx);
     tx.start();
@@ -248,11 +248,10 @@ export class TransactionLayer {
     const rfc3261 = via.isRfc3261Branch;
     // The key is built from slices of the request's text (branch, sent-by): a
     // copy keeps the transaction (and the map) from keeping that text for 64*T1.
-    const id = ownString(rfc3261 ? serverKey3261(via, req.method) : serverKey2543(req, req.method, true));
-    const branch = via.branch;
+    const id = rfc3261 ? serverKey3261(via, req.method) : serverKey2543(req, req.method, true);
     let tx: ServerTx;
     if (req.method === 'INVITE') {
-      const ist = new InviteServerTransaction(this.serverCtx, id, req, branch, this.trying100DelayMs);
+      const ist = new InviteServerTransaction(this.serverCtx, id, req, this.trying100DelayMs);
       if (!rfc3261) {
         const ackKey = serverKey2543(req, 'INVITE', false);
         this.acks2543.set(ackKey, ist);
@@ -260,7 +259,7 @@ export class TransactionLayer {
       }
       tx = ist;
     } else {
-      tx = new NonInviteServerTransaction(this.serverCtx, id, req, branch);
+      tx = new NonInviteServerTransaction(this.serverCtx, id, req);
     }
     this.servers.set(id, tx);
     if (tx instanceof InviteServerTransaction) tx.start();
@@ -304,13 +303,22 @@ export class TransactionLayer {
   }
 }
 
+/*
+ * Matching keys are built with Array.prototype.join, which writes one flat
+ * string: a template literal makes a cons string of slices of the received
+ * message, and a transaction keeps its key (and the layer's map) for up to
+ * 64*T1, so it would keep that message's text, or once flattened two
+ * objects instead of one. branchOfKey() reads the branch back for logs.
+ */
+
+/** branch + method (§17.1.3). */
 function clientKey(branch: string, method: string): string {
-  return `${branch} ${method}`;
+  return [branch, method].join(' ');
 }
 
 /** branch + sent-by + method (ACK and CANCEL callers pass the method they match). */
 function serverKey3261(via: Via, method: string): string {
-  return `${via.branch ?? ''} ${via.host.toLowerCase()}:${via.port ?? ''} ${method}`;
+  return [via.branch ?? '', ' ', via.host.toLowerCase(), ':', via.port ?? '', ' ', method].join('');
 }
 
 /**
@@ -321,8 +329,7 @@ function serverKey3261(via: Via, method: string): string {
 function serverKey2543(req: SipRequest, method: string, withToTag: boolean): string {
   const topVia = req.getAll('via')[0] ?? '';
   return [
-    '2543',
-    req.uri.toString(),
+    RFC2543_KEY_PREFIX + req.uri.toString(),
     withToTag ? req.to.tag ?? '' : '*',
     req.from.tag ?? '',
     req.callId,

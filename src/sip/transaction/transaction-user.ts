@@ -56,15 +56,16 @@ export interface ClientTransaction {
   readonly id: string;
   readonly branch: string;
   /**
-   * The request; once a final response arrived, a skeleton (Call-ID, CSeq:
-   * see REQUEST_SKELETON), from which no CANCEL can be built (§9.1: after a
-   * final response there is nothing left to cancel).
+   * The request; once a final response arrived, the shared
+   * SipRequest.released() of its method (no header rows), from which no
+   * CANCEL can be built (§9.1: after a final response there is nothing left
+   * to cancel).
    */
   readonly request: SipRequest;
   readonly destination: Destination;
   readonly isInvite: boolean;
   readonly state: ClientTransactionState;
-  /** The last response passed to the TU, if any; a final one as a skeleton (status, To). */
+  /** The last response passed to the TU, if any; a final one as the shared SipResponse.released() of its status. */
   readonly lastResponse: SipResponse | undefined;
   /**
    * Destroys the transaction now (timers cancelled, forgotten by the layer).
@@ -89,11 +90,16 @@ export interface ClientTransaction {
 export interface ServerTransaction {
   /** Matching key (§17.2.3). */
   readonly id: string;
-  /** The request; once a final response is sent, a skeleton (Call-ID, CSeq: see REQUEST_SKELETON). */
+  /** The request; once a final response is sent, the shared SipRequest.released() of its method (no header rows). */
   readonly request: SipRequest;
   readonly isInvite: boolean;
   readonly state: ServerTransactionState;
-  /** The last response the TU passed to the transaction (or the automatic 100 Trying); in a state that resends nothing, a skeleton (status, To). */
+  /**
+   * The last response the TU passed to the transaction (or the automatic 100
+   * Trying); in a state that resends nothing, the shared
+   * SipResponse.released() of its status (a skeleton with the To row when an
+   * RFC 2543 ACK is matched by its tag).
+   */
   readonly lastResponse: SipResponse | undefined;
   /**
    * Passes a response from the TU to the state machine. Responses the current

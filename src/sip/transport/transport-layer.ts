@@ -48,6 +48,9 @@ interface StreamConnection {
 
 let connectionSeq = 0;
 
+/** How many UDP peers' sources are shared (see TransportLayer.udpSource()): a linear scan, so few. */
+const UDP_SOURCES = 16;
+
 export class TransportLayer implements TransactionTransport {
   private udp: UdpSocket | undefined;
   private tcp: Server | undefined;
@@ -56,6 +59,9 @@ export class TransportLayer implements TransactionTransport {
   private readonly connections = new Map<string, StreamConnection>();
   /** remote "transport|address|port" → connection id, for reuse (§18.1.1, §18.2.2). */
   private readonly byRemote = new Map<string, string>();
+  /** Recent UDP peers' sources: see udpSource(). */
+  private readonly udpSources: MessageSource[] = [];
+  private udpSourceNext = 0;
   private handlers: TransportHandlers | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -170,12 +176,31 @@ export class TransportLayer implements TransactionTransport {
   private onDatagram(buf: Buffer, rinfo: RemoteInfo): void {
     // RFC 5626 §4.4.1 keep-alives and stray CRLFs: nothing to do.
     if (buf.length <= 4 && buf.every((b) => b === 0x0d || b === 0x0a)) return;
-    const source: MessageSource = { transport: 'udp', address: rinfo.address, port: rinfo.port, localAddress: this.opts.advertise, localPort: this.ports.udp ?? 0 };
+    const source = this.udpSource(rinfo);
     if (buf.length > this.opts.maxMessageSize) {
       this.rejectUnparsed(buf.subarray(0, Math.min(buf.length, 8192)), source, 513, 'Message Too Large');
       return;
     }
     this.dispatch(buf, source, false);
+  }
+
+  /**
+   * The source of a datagram, shared by every datagram from that address
+   * and port among the last UDP_SOURCES peers seen (a carrier trunk, a
+   * phone): server transactions keep their request's source for up to
+   * 64*T1, two per call, and it is never changed (MessageSource is
+   * read-only), so one object per peer will do instead of one per datagram.
+   */
+  private udpSource(rinfo: RemoteInfo): MessageSource {
+    const cache = this.udpSources;
+    for (let i = 0; i < cache.length; i++) {
+      const s = cache[i] as MessageSource;
+      if (s.port === rinfo.port && s.address === rinfo.address) return s;
+    }
+    const s: MessageSource = { transport: 'udp', address: rinfo.address, port: rinfo.port, localAddress: this.opts.advertise, localPort: this.ports.udp ?? 0 };
+    if (cache.length < UDP_SOURCES) cache.push(s);
+    else cache[this.udpSourceNext++ % UDP_SOURCES] = s;
+    return s;
   }
 
   private dispatch(buf: Buffer, source: MessageSource, stream: boolean): void {

@@ -4,8 +4,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { TOKEN } from '../../../src/sip/message/grammar.js';
+import { SipRequest } from '../../../src/sip/message/message.js';
 import { parseVia } from '../../../src/sip/message/via.js';
 import { generateBranch } from '../../../src/sip/transaction/branch.js';
+import { branchOfKey, RFC2543_KEY_PREFIX } from '../../../src/sip/transaction/transaction-base.js';
 import { buildVia } from '../../../src/sip/transaction/build-via.js';
 import { createCancel } from '../../../src/sip/transaction/create-cancel.js';
 import { createResponse, generateTag } from '../../../src/sip/transaction/create-response.js';
@@ -115,4 +117,14 @@ t.test('§9.1: a CANCEL MUST copy Request-URI, Call-ID, To, From, the CSeq numbe
   t.equal(c.get('max-forwards'), '69');
   t.equal(c.body.length, 0);
   t.equal(parseRequest(c.toString()).method, 'CANCEL', 'parses back');
+});
+
+t.test('branchOfKey reads the branch back from client and RFC 3261 server keys; RFC 2543 keys have none', async (t) => {
+  t.equal(branchOfKey('z9hG4bK-abc INVITE'), 'z9hG4bK-abc');
+  t.equal(branchOfKey('z9hG4bK-abc 192.0.2.1:5060 BYE'), 'z9hG4bK-abc');
+  t.equal(branchOfKey(`${RFC2543_KEY_PREFIX}sip:a@b\n*\n1\nc\n1\nINVITE\nSIP/2.0/UDP h`), undefined);
+});
+
+t.test('§9.1: no CANCEL is built from a request released after its final response', async (t) => {
+  t.throws(() => createCancel(SipRequest.released('INVITE')), { name: 'TransactionError', code: 'DP_SIP_TX_NOTHING_TO_CANCEL' });
 });

@@ -1,5 +1,6 @@
 /** INVITE server transaction, RFC 3261 §17.2.1 (Figure 7) with the RFC 6026 "Accepted" state. */
 import t from 'tap';
+import { SipRequest, SipResponse } from '../../../src/sip/message/message.js';
 import { createResponse } from '../../../src/sip/transaction/create-response.js';
 import type { ServerTransaction } from '../../../src/sip/transaction/transaction-user.js';
 import { CONNECTION_REFUSED } from '../../helpers/fake-transaction-transport.js';
@@ -10,11 +11,16 @@ function incomingInvite(extra: Parameters<typeof makeRequest>[1] = {}) {
   return makeRequest('INVITE', { branch: 'z9hG4bK-inv-1', headers: ['Timestamp: 54.3'], ...extra });
 }
 
-/** The ACK a UAC's INVITE client transaction sends for our non-2xx: same branch, To from our response. */
-function ackFor(invite: ReturnType<typeof incomingInvite>, tx: ServerTransaction) {
+/**
+ * The ACK a UAC's INVITE client transaction sends for our non-2xx: same
+ * branch, To from the last final response sent (the transaction itself
+ * keeps no To row once it waits).
+ */
+function ackFor(invite: ReturnType<typeof incomingInvite>, h: ReturnType<typeof makeHarness>) {
+  const finals = h.transport.responses().filter((s) => s.message.status >= 200);
   const ack = makeRequest('ACK', {
     branch: invite.topVia.branch ?? null, sentBy: `${invite.topVia.host}:${invite.topVia.port ?? 5060}`,
-    viaTransport: invite.topVia.transport, toTag: tx.lastResponse?.to.tag, cseq: invite.cseq.seq,
+    viaTransport: invite.topVia.transport, toTag: finals[finals.length - 1]?.message.to.tag, cseq: invite.cseq.seq,
     transport: invite.source?.transport ?? 'udp',
   });
   return ack;
@@ -85,13 +91,13 @@ t.test('300-699: Timer G MUST retransmit the response over UDP (T1, doubling, ca
   t.same(h.transport.responses(486).map((s) => s.at - start), [0, 500, 1500, 3500, 7500, 11500]);
   const [first, ...resent] = h.transport.responses(486).map((s) => s.message.toBuffer());
   for (const b of resent) t.ok(b.equals(first!), 'Timer G re-sends the bytes first sent');
-  h.layer.receiveRequest(ackFor(invite, tx));
+  h.layer.receiveRequest(ackFor(invite, h));
   t.equal(tx.state, 'Confirmed');
   t.equal(h.acks.length, 0, 'the ACK for a non-2xx is part of the transaction');
   t.equal(h.requests.length, 1);
   h.clock.advance(4000);
   t.equal(h.transport.responses(486).length, 6, 'retransmissions cease in Confirmed');
-  h.layer.receiveRequest(ackFor(invite, tx));
+  h.layer.receiveRequest(ackFor(invite, h));
   t.equal(h.acks.length, 0, 'Confirmed absorbs further ACKs');
   h.clock.advance(999);
   t.equal(tx.state, 'Confirmed');
@@ -147,7 +153,7 @@ t.test('over TCP Timer G MUST NOT run, and Timer I is zero: the ACK terminates t
   tx.respond(createResponse(invite, 486, 'Busy Here'));
   h.clock.advance(20_000);
   t.equal(h.transport.responses(486).length, 1);
-  h.layer.receiveRequest(ackFor(invite, tx));
+  h.layer.receiveRequest(ackFor(invite, h));
   t.equal(tx.state, 'Terminated');
   t.same(h.layer.size, { client: 0, server: 0 });
   t.equal(h.clock.pending, 0);
@@ -179,6 +185,31 @@ t.test('RFC 6026 Accepted: retransmitted INVITEs MUST be absorbed, 2xx from the 
   t.equal(h.clock.pending, 0);
 });
 
+t.test('wait states keep no message of their own: the shared, unchangeable SipRequest.released() and SipResponse.released()', async (t) => {
+  const h = makeHarness();
+  const invite = incomingInvite();
+  h.layer.receiveRequest(invite);
+  const tx = only(h);
+  tx.respond(createResponse(invite, 200, 'OK', { toTag: 'uas' }));
+  t.equal(tx.state, 'Accepted');
+  t.equal(tx.request, SipRequest.released('INVITE'));
+  t.equal(tx.request.headers.length, 0, 'no rows: nothing of the call is kept for 64*T1');
+  t.equal(tx.lastResponse, SipResponse.released(200));
+  t.throws(() => tx.request.append('X-Test', '1'), 'a shared request cannot be changed');
+  t.throws(() => tx.lastResponse?.set('X-Test', '1'), 'nor a shared response');
+  t.equal(SipRequest.released('INVITE').headers.length, 0);
+
+  const other = incomingInvite({ branch: 'z9hG4bK-inv-2' });
+  h.layer.receiveRequest(other);
+  const busy = h.requests[1]!.tx;
+  busy.respond(createResponse(other, 486, 'Busy Here', { toTag: 'busy' }));
+  t.equal(busy.state, 'Completed');
+  t.match(busy.lastResponse?.toBuffer().toString(), /^SIP\/2\.0 486 Busy Here\r\n/, 'Completed keeps what it resends');
+  h.layer.receiveRequest(ackFor(other, h));
+  t.equal(busy.state, 'Confirmed');
+  t.equal(busy.lastResponse, SipResponse.released(486), 'Confirmed resends nothing');
+});
+
 t.test('the ACK for a 2xx is not part of the transaction: it MUST reach the TU (onAck), whether it matches nothing or matches Accepted', async (t) => {
   const h = makeHarness();
   const invite = incomingInvite();
@@ -187,7 +218,7 @@ t.test('the ACK for a 2xx is not part of the transaction: it MUST reach the TU (
   tx.respond(createResponse(invite, 200, 'OK', { toTag: 'uas' }));
   const ack2xx = makeRequest('ACK', { branch: 'z9hG4bK-new-for-ack', toTag: 'uas' });
   h.layer.receiveRequest(ack2xx);
-  const sameBranchAck = ackFor(invite, tx);
+  const sameBranchAck = ackFor(invite, h);
   h.layer.receiveRequest(sameBranchAck);
   t.same(h.acks, [ack2xx, sameBranchAck]);
   t.equal(h.requests.length, 1, 'an ACK never creates a server transaction');
@@ -241,7 +272,7 @@ t.test('respond() never throws: invalid status and responses after termination a
   bad.status = 99;
   t.doesNotThrow(() => tx.respond(bad));
   tx.respond(createResponse(invite, 404, 'Not Found'));
-  h.layer.receiveRequest(ackFor(invite, tx));
+  h.layer.receiveRequest(ackFor(invite, h));
   t.equal(tx.state, 'Terminated');
   t.doesNotThrow(() => tx.respond(createResponse(invite, 404, 'Not Found')));
   t.same(h.transport.responses().map((s) => s.message.status), [404]);

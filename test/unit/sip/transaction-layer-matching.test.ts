@@ -113,6 +113,11 @@ t.test('RFC 2543 fallback (inv2543 fixture, no branch): retransmission, ACK and 
   h.layer.receiveRequest(ack);
   t.equal(ist.state, 'Confirmed', 'the ACK for the 486 matched and was absorbed');
   t.equal(h.acks.length, 1);
+  t.equal(ist.lastResponse?.to.tag, 'uas-2543', 'an RFC 2543 transaction keeps the To tag its ACKs are matched by');
+  const again2543 = parseRequest(ackLines('uas-2543'));
+  again2543.source = sourceFor('udp');
+  h.layer.receiveRequest(again2543);
+  t.equal(h.acks.length, 1, 'a retransmitted ACK still matches in Confirmed, and is absorbed');
   h.clock.advance(5000);
   t.same(h.layer.size, { client: 0, server: 0 });
 });

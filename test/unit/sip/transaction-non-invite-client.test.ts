@@ -1,5 +1,6 @@
 /** Non-INVITE client transaction, RFC 3261 §17.1.2 (Figure 6). */
 import t from 'tap';
+import { SipRequest, SipResponse } from '../../../src/sip/message/message.js';
 import { generateBranch } from '../../../src/sip/transaction/branch.js';
 import { createCancel } from '../../../src/sip/transaction/create-cancel.js';
 import { TransactionError } from '../../../src/sip/transaction/transaction-error.js';
@@ -69,6 +70,9 @@ t.test('a final response MUST go to the TU and enter Completed; retransmissions 
   h.layer.receiveResponse(again(ok));
   t.same(handler.responses.map((r) => r.status), [200], 'TU sees the final once');
   t.equal(h.strays.length, 0);
+  t.equal(tx.request, SipRequest.released('BYE'), 'Completed keeps no request of its own');
+  t.equal(tx.lastResponse, SipResponse.released(200), 'nor response');
+  t.equal(tx.branch, req.topVia.branch, 'the branch is read back from the key');
   h.clock.advance(4999);
   t.equal(tx.state, 'Completed');
   h.clock.advance(1);

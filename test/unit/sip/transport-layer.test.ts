@@ -51,6 +51,27 @@ t.test('UDP: received and rport are stamped, and the response goes to received:r
   t.match(await got, /^SIP\/2\.0 200 OK/);
 });
 
+t.test('UDP: datagrams from one peer share one read-only source; another port is another source', async (t) => {
+  const { tl, requests } = await layer();
+  t.teardown(() => tl.stop());
+  const a = createSocket('udp4');
+  const b = createSocket('udp4');
+  t.teardown(() => { a.close(); b.close(); });
+  await new Promise<void>((r) => a.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => b.bind(0, '127.0.0.1', () => r()));
+  a.send(options('127.0.0.1', a.address().port), tl.ports.udp ?? 0, '127.0.0.1');
+  await until(() => requests[0]);
+  a.send(options('127.0.0.1', a.address().port), tl.ports.udp ?? 0, '127.0.0.1');
+  b.send(options('127.0.0.1', b.address().port), tl.ports.udp ?? 0, '127.0.0.1');
+  await until(() => requests[2]);
+  const fromA = requests.filter((r) => r.source?.port === a.address().port);
+  const fromB = requests.find((r) => r.source?.port === b.address().port);
+  t.equal(fromA.length, 2);
+  t.equal(fromA[0]?.source, fromA[1]?.source, 'the same object for the same address and port');
+  t.not(fromB?.source, fromA[0]?.source);
+  t.same(fromB?.source, { transport: 'udp', address: '127.0.0.1', port: b.address().port, localAddress: '127.0.0.1', localPort: tl.ports.udp });
+});
+
 t.test('UDP: no rport → response to received and the sent-by port (§18.2.2)', async (t) => {
   const { tl, requests } = await layer();
   t.teardown(() => tl.stop());
