@@ -74,7 +74,15 @@ export interface CallTrackerOptions {
 export class CallTracker {
   private readonly active = new Map<string, number>();
   /** By Call-ID: the proxy reports BYEs by Call-ID. */
-  private readonly calls = new Map<string, Tracked>();
+  /**
+   * Calls in progress by Call-ID. Replaced by a new Map whenever it empties:
+   * a Map with an entry per call keeps replacing its hash table, and once a
+   * table has lived through two scavenges V8 allocates every later one in
+   * the old generation, where each table it drops keeps the calls it held
+   * (records, dialogs) alive until the next full collection (see
+   * ServerTransaction.tuState). A new Map starts young again.
+   */
+  private calls = new Map<string, Tracked>();
   private readonly listeners: CallListener[] = [];
   private readonly maxCallMs: number;
 
@@ -212,6 +220,7 @@ export class CallTracker {
     const c = this.calls.get(callId);
     if (!c) return;
     this.calls.delete(callId);
+    if (this.calls.size === 0) this.calls = new Map();
     c.timer?.cancel();
     const n = this.count(c.rec.tenant) - 1;
     if (n > 0) this.active.set(c.rec.tenant, n);

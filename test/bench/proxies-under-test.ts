@@ -143,6 +143,8 @@ export function kamailioProxy(opts: KamailioOptions): ProxyUnderTest {
 export interface DialplaneOptions {
   /** Name in the report (default `dialplane`). */
   readonly name?: string;
+  /** Another checkout to run the built server of (its dist/src/main.js), for a same-run A/B; default this one. */
+  readonly repoRoot?: string;
   readonly node: string;
   /** Node options after the shipped ones, e.g. --cpu-prof for a profile of the run (BENCH_NODE_ARGS). */
   readonly nodeArgs?: readonly string[];
@@ -174,7 +176,8 @@ export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
     service: opts.service,
     uacIp: opts.uacIp,
     async start(ctx) {
-      const main = join(ctx.repoRoot, 'dist', 'src', 'main.js');
+      const root = opts.repoRoot ?? ctx.repoRoot;
+      const main = join(root, 'dist', 'src', 'main.js');
       if (!existsSync(main)) {
         throw new Error(`${main} does not exist (run "npm run build"; is src/main.ts written yet?)`);
       }
@@ -185,7 +188,7 @@ export function dialplaneProxy(opts: DialplaneOptions): ProxyUnderTest {
         command: opts.node,
         // Same V8 flags as `npm start` and the Docker image.
         args: [...NODE_FLAGS, ...(opts.nodeArgs ?? []), main],
-        cwd: ctx.repoRoot,
+        cwd: root,
         env: {
           ...process.env,
           DIALPLANE_BIND: opts.sip.ip,

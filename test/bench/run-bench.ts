@@ -1,6 +1,6 @@
 // SIP proxy benchmark: Dialplane against Kamailio, same machine, same run.
 //
-//   npm run bench -- [--only kamailio|dialplane|dialplane-redis-rr] [--rates 500,1000,2000]
+//   npm run bench -- [--only kamailio|dialplane|dialplane-redis-rr|dialplane-base] [--rates 500,1000,2000]
 //                    [--seconds 10] [--hold-ms 0] [--settle 5] [--step-warmup 5] [--json FILE] [--keep]
 //   npm run bench -- --soak 300 --rate 1000 [--sample 10] [--warmup 60] [--only dialplane]
 //
@@ -17,6 +17,7 @@
 // Environment equivalents: BENCH_ONLY, BENCH_RATES, BENCH_SECONDS,
 // BENCH_HOLD_MS, BENCH_SETTLE, BENCH_KEEP=1, BENCH_SIPP, BENCH_KAMAILIO,
 // BENCH_NODE_ARGS (extra node options for our server, e.g. --cpu-prof),
+// BENCH_BASELINE (another built checkout, run as "dialplane-base": an A/B),
 // BENCH_KAMAILIO_SHM_MB (default 2048: Kamailio keeps each transaction about
 // 15 kB for 5 s after it ends, 2 per call, so 4000 calls/s needs ~600 MB).
 // Exit code: 0 when every proxy asked for ran, 2 when one could not (its
@@ -74,7 +75,14 @@ interface ProxyRun {
   readonly steps: StepResult[];
 }
 
-const PROXIES = ['kamailio', 'dialplane', 'dialplane-redis-rr'] as const;
+const PROXIES = ['kamailio', 'dialplane', 'dialplane-redis-rr', 'dialplane-base'] as const;
+/**
+ * BENCH_BASELINE: another checkout of this repository, built (npm ci && npm
+ * run build), whose server runs as "dialplane-base" right after "dialplane":
+ * an optimisation measured against the code before it in the same run, under
+ * the same load (this machine's speed varies by 10-30 % from run to run).
+ */
+const BASELINE = process.env.BENCH_BASELINE;
 /** BENCH_NODE_ARGS: extra options for our server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -118,10 +126,17 @@ function parseOptions(): Options {
     return v;
   };
   const onlyRaw = values.only ?? env.BENCH_ONLY;
-  const only = onlyRaw === undefined || onlyRaw === '' ? [...PROXIES] : onlyRaw.split(',').map((s) => s.trim());
+  const all = BASELINE === undefined || BASELINE === '' ? PROXIES.filter((p) => p !== 'dialplane-base') : [...PROXIES];
+  const only = onlyRaw === undefined || onlyRaw === '' ? all : onlyRaw.split(',').map((s) => s.trim());
   for (const name of only) {
     if (!(PROXIES as readonly string[]).includes(name)) {
       throw new Error(`--only: unknown proxy "${name}" (known: ${PROXIES.join(', ')})`);
+    }
+  }
+  if (only.includes('dialplane-base')) {
+    const main = join(BASELINE ?? '', 'dist', 'src', 'main.js');
+    if (BASELINE === undefined || BASELINE === '' || !existsSync(main)) {
+      throw new Error(`dialplane-base needs BENCH_BASELINE=<another checkout, built>: ${main} does not exist`);
     }
   }
   const ratesRaw = values.rates ?? env.BENCH_RATES ?? '500,1000,2000,3000,4000';
@@ -220,6 +235,7 @@ async function makeProxy(name: string, opts: Options): Promise<ProxyUnderTest> {
     });
   }
   return dialplaneProxy({
+    ...(name === 'dialplane-base' ? { name, repoRoot: BASELINE } : {}),
     node: process.execPath,
     nodeArgs: NODE_ARGS,
     sip: { ip: '127.0.0.1', port: await freeUdpPort('127.0.0.1') },
@@ -438,6 +454,18 @@ function printReport(runs: readonly ProxyRun[], opts: Options): void {
       const d = us(dp, rate);
       const r = us(rr, rate);
       out(row([String(rate), f1(k), f1(d), f1(r), ratio(d, k), ratio(r, k), ratio(r, d)], w));
+    }
+  }
+  const base = runs.find((r) => r.name === 'dialplane-base');
+  if (base !== undefined && dp !== undefined) {
+    out(`\n-- this checkout against BENCH_BASELINE (${BASELINE ?? ''}), same run`);
+    const w = [9, 12, 13, 15, 14, 14];
+    out(row(['offered/s', 'base us', 'dialplane us', 'dialplane/base', 'base/kam', 'dialplane/kam'], w));
+    for (const rate of opts.rates) {
+      const b = us(base, rate);
+      const d = us(dp, rate);
+      const k = us(kam, rate);
+      out(row([String(rate), f1(b), f1(d), ratio(d, b), ratio(b, k), ratio(d, k)], w));
     }
   }
 }

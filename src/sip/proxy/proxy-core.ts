@@ -149,11 +149,21 @@ interface ResponseContext {
   cancelled: boolean;
   stopNew: boolean;
   overallTimer?: TimerHandle;
+  /** Neighbours in ProxyCore's list of live contexts (see liveHead). */
+  prevLive: ResponseContext | undefined;
+  nextLive: ResponseContext | undefined;
+  live: boolean;
 }
 
 export class ProxyCore implements TransactionUser {
   private readonly layer: TransactionLayer;
-  private readonly contexts = new Map<ServerTransaction, ResponseContext>();
+  /**
+   * Live response contexts, a doubly linked list through the contexts
+   * themselves (each also hangs off its server transaction, tx.tuState):
+   * no Map, for the reason ServerTransaction.tuState gives.
+   */
+  private liveHead: ResponseContext | undefined;
+  private liveCount = 0;
   /** INVITEs cancelled while the router was still deciding. */
   private readonly cancelledEarly = new WeakSet<ServerTransaction>();
   private readonly timerC: number;
@@ -188,7 +198,7 @@ export class ProxyCore implements TransactionUser {
 
   /** Live response contexts, for metrics and leak tests. */
   get activeContexts(): number {
-    return this.contexts.size;
+    return this.liveCount;
   }
 
   // ---- TransactionUser ---------------------------------------------------
@@ -328,7 +338,7 @@ export class ProxyCore implements TransactionUser {
     const inv = this.layer.findInviteForCancel(req);
     if (!inv) return this.reply(tx, 481, 'Call/Transaction Does Not Exist');
     this.reply(tx, 200, 'OK');
-    const ctx = this.contexts.get(inv);
+    const ctx = contextOf(inv);
     if (!ctx) {
       // Still being routed (or already answered): answer 487 when routing returns.
       if (!inv.lastResponse || inv.lastResponse.status < 200) this.cancelledEarly.add(inv);
@@ -353,8 +363,12 @@ export class ProxyCore implements TransactionUser {
       log: new LazyChildLogger(this.o.log, { callId: ownString(req.callId) }),
       groupIndex: -1, branches: [], challenges: [],
       finalSent: false, cancelled: false, stopNew: false,
+      prevLive: undefined, nextLive: this.liveHead, live: true,
     };
-    this.contexts.set(tx, ctx);
+    if (this.liveHead) this.liveHead.prevLive = ctx;
+    this.liveHead = ctx;
+    this.liveCount++;
+    tx.tuState = ctx;
     this.startPlan(ctx);
   }
 
@@ -739,7 +753,7 @@ export class ProxyCore implements TransactionUser {
   private cleanup(ctx: ResponseContext): void {
     if (ctx.branches.some((b) => !b.done)) return;
     ctx.overallTimer?.cancel();
-    this.contexts.delete(ctx.tx);
+    this.unlink(ctx);
     // The INVITE client transactions stay for 64*T1 (RFC 6026 "Accepted") and
     // their handlers keep this context reachable: drop what is no longer
     // needed so it is not carried into the old generation for 32 s per call.
@@ -758,6 +772,18 @@ export class ProxyCore implements TransactionUser {
     ctx.plan = DONE_PLAN;
     // The server transaction has released the request by now (it has sent its final response).
     ctx.req = ctx.tx.request;
+  }
+
+  /** Takes a context out of the live list and off its transaction. Idempotent. */
+  private unlink(ctx: ResponseContext): void {
+    if (!ctx.live) return;
+    ctx.live = false;
+    if (ctx.prevLive) ctx.prevLive.nextLive = ctx.nextLive;
+    else this.liveHead = ctx.nextLive;
+    if (ctx.nextLive) ctx.nextLive.prevLive = ctx.prevLive;
+    ctx.prevLive = ctx.nextLive = undefined;
+    this.liveCount--;
+    if (ctx.tx.tuState === ctx) ctx.tx.tuState = undefined;
   }
 
   /** §16.7 step 9: "The proxy removes the topmost Via header field value from the response." */
@@ -783,7 +809,7 @@ export class ProxyCore implements TransactionUser {
    * being routed). A linear scan: an administrator's action, not per call.
    */
   abort(callId: string): boolean {
-    for (const ctx of this.contexts.values()) {
+    for (let ctx = this.liveHead; ctx; ctx = ctx.nextLive) {
       if (!ctx.isInvite || ctx.inDialog || ctx.finalSent || ctx.req.callId !== callId) continue;
       ctx.cancelled = true;
       ctx.stopNew = true;
@@ -1033,4 +1059,9 @@ function callSafely(log: Logger, what: string, fn: () => void): void {
 function lastIndexOf(headers: ReadonlyArray<{ name: string }>, name: string): number {
   for (let i = headers.length - 1; i >= 0; i--) if (headers[i]?.name === name) return i;
   return -1;
+}
+
+/** The response context a server transaction carries (see ProxyCore.startContext()), if any. */
+function contextOf(tx: ServerTransaction): ResponseContext | undefined {
+  return tx.tuState as ResponseContext | undefined;
 }

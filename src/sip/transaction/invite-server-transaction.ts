@@ -22,6 +22,7 @@ export class InviteServerTransaction extends TransactionBase<State> implements S
   readonly isInvite = true;
   request: SipRequest;
   lastResponse: SipResponse | undefined;
+  tuState: unknown = undefined;
   onTerminated?: (tx: ServerTransaction) => void;
   onTransportError?: (tx: ServerTransaction, err: TransportError) => void;
   onTimeout?: (tx: ServerTransaction) => void;

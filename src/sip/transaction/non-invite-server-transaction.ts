@@ -17,6 +17,7 @@ export class NonInviteServerTransaction extends TransactionBase<State> implement
   readonly isInvite = false;
   request: SipRequest;
   lastResponse: SipResponse | undefined;
+  tuState: unknown = undefined;
   onTerminated?: (tx: ServerTransaction) => void;
   onTransportError?: (tx: ServerTransaction, err: TransportError) => void;
   onTimeout?: (tx: ServerTransaction) => void;

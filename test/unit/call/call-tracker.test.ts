@@ -173,3 +173,17 @@ t.test('hang-up of a ringing call: the proxy aborts it and its record says rejec
   t.same(await tr.hangUp('a', 'c3', { hangUp: async () => ({ caller: 0, callee: 0 }), abort: () => false }), { state: 'not-addressable' }, 'answered without an addressable dialog');
   t.equal(tr.count('a'), 1);
 });
+
+t.test('calls are tracked the same after every call has ended (the table of calls is started afresh)', async (t) => {
+  const { tr, events } = tracker();
+  tr.start(rec('c1'), 2);
+  tr.final('c1', 486);
+  t.equal(tr.list().length, 0);
+  tr.start(rec('c2'), 2);
+  tr.final('c2', 200);
+  tr.bye('c1');
+  t.equal(tr.count('a'), 1, 'a BYE of an ended call changes nothing');
+  tr.bye('c2');
+  t.equal(tr.count('a'), 0);
+  t.same(events.filter((e) => e.startsWith('ended')), ['ended c1 busy', 'ended c2 answered']);
+});

@@ -1522,3 +1522,19 @@ t.test('hang-up of a ringing call: abort() cancels the branches and answers the 
   h.reply(h.branch(8), 487);
   clean(t, h);
 });
+
+t.test('live contexts: any of several ringing calls can be stopped, in any order, and each leaves the count', async (t) => {
+  const h = makeProxy({ plan: { groups: [{ targets: [target(7)] }] } });
+  const invs = [callerInvite(), callerInvite(), callerInvite()];
+  for (const inv of invs) h.receive(inv);
+  t.equal(h.proxy.activeContexts, 3);
+  const [first, middle, last] = invs.map((i) => i.callId);
+  t.equal(h.proxy.abort(middle ?? ''), true, 'from the middle of the list');
+  t.equal(h.proxy.activeContexts, 2, 'its context is gone: abort() ends the branches at once');
+  t.equal(h.proxy.abort(middle ?? ''), false, 'already stopped');
+  t.equal(h.proxy.abort(last ?? ''), true, 'the newest');
+  t.equal(h.proxy.abort(first ?? ''), true, 'the oldest');
+  t.equal(h.proxy.activeContexts, 0);
+  t.same(h.upstreamFinals().map((f) => f.status), [487, 487, 487]);
+  clean(t, h);
+});

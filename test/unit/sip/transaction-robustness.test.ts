@@ -91,7 +91,10 @@ t.test('random sequences of requests, responses, TU actions, transport errors an
           case 'respond': {
             for (const r of h.requests) if (!servers.includes(r.tx)) servers.push(r.tx);
             const tx = servers[c.pick % Math.max(1, servers.length)];
-            if (tx) tx.respond(createResponse(tx.request, c.status, 'Any'));
+            // From the request as the TU received it: a transaction that has
+            // answered keeps only SipRequest.released() of it.
+            const received = h.requests.find((r) => r.tx === tx)?.req;
+            if (tx && received) tx.respond(createResponse(received, c.status, 'Any'));
             break;
           }
           case 'cancelSent': {
