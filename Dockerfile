@@ -24,4 +24,4 @@ USER node
 # SIP over UDP and TCP, SIP over WebSocket, admin API.
 EXPOSE 5060/udp 5060/tcp 5066/tcp 8080/tcp
 # V8 flags: src/node-flags.ts (the tests run the server with the same ones).
-ENTRYPOINT ["node", "--no-allocation-site-pretenuring", "dist/src/main.js"]
+ENTRYPOINT ["node", "--no-allocation-site-pretenuring", "--heap-growing-percent=30", "dist/src/main.js"]
