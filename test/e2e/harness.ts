@@ -18,8 +18,14 @@ export const DEMO_PASSWORD = 'e2e-secret';
 const children = new Set<ChildProcess>();
 process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
 
-/** Ports per test file: base + 0..99, derived from the pid so parallel files do not collide. */
-let nextPort = 20000 + (process.pid % 200) * 100;
+/**
+ * Ports per test file: base + 0..99, derived from the pid so parallel files
+ * do not collide, and all below 32768: Linux hands out ephemeral ports
+ * (ip_local_port_range, 32768-60999) to every socket bound to port 0, SIPp's
+ * and Redis clients' included, and one of those once took a port a test had
+ * picked (EADDRINUSE at start-up).
+ */
+let nextPort = 20000 + (process.pid % 120) * 100;
 export function allocPort(): number {
   return nextPort++;
 }
@@ -38,7 +44,22 @@ export interface StartOptions {
   profile?: Record<string, unknown>;
 }
 
+/**
+ * Starts the built server. A port taken by another process meanwhile
+ * (EADDRINUSE) is retried on fresh ports, twice: a test is about the
+ * server, not about which ports were free.
+ */
 export async function startDialplane(opts: StartOptions = {}): Promise<Dialplane> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+async function startOnce(opts: StartOptions): Promise<Dialplane> {
   const sipPort = allocPort();
   const wsPort = allocPort();
   const env: Record<string, string> = {
