@@ -149,10 +149,9 @@ interface ResponseContext {
   cancelled: boolean;
   stopNew: boolean;
   overallTimer?: TimerHandle;
-  /** Neighbours in ProxyCore's list of live contexts (see liveHead). */
+  /** Neighbours in ProxyCore's list of live contexts (see liveHead); a context is in it while its transaction carries it. */
   prevLive: ResponseContext | undefined;
   nextLive: ResponseContext | undefined;
-  live: boolean;
 }
 
 export class ProxyCore implements TransactionUser {
@@ -363,7 +362,7 @@ export class ProxyCore implements TransactionUser {
       log: new LazyChildLogger(this.o.log, { callId: ownString(req.callId) }),
       groupIndex: -1, branches: [], challenges: [],
       finalSent: false, cancelled: false, stopNew: false,
-      prevLive: undefined, nextLive: this.liveHead, live: true,
+      prevLive: undefined, nextLive: this.liveHead,
     };
     if (this.liveHead) this.liveHead.prevLive = ctx;
     this.liveHead = ctx;
@@ -776,14 +775,13 @@ export class ProxyCore implements TransactionUser {
 
   /** Takes a context out of the live list and off its transaction. Idempotent. */
   private unlink(ctx: ResponseContext): void {
-    if (!ctx.live) return;
-    ctx.live = false;
+    if (ctx.tx.tuState !== ctx) return;
+    ctx.tx.tuState = undefined;
     if (ctx.prevLive) ctx.prevLive.nextLive = ctx.nextLive;
     else this.liveHead = ctx.nextLive;
     if (ctx.nextLive) ctx.nextLive.prevLive = ctx.prevLive;
     ctx.prevLive = ctx.nextLive = undefined;
     this.liveCount--;
-    if (ctx.tx.tuState === ctx) ctx.tx.tuState = undefined;
   }
 
   /** §16.7 step 9: "The proxy removes the topmost Via header field value from the response." */

@@ -13,7 +13,7 @@
  *                        +--> Terminated <--+          (also Timer B in Calling, transport error)
  */
 import { SipRequest, SipResponse, type HeaderField } from '../message/message.js';
-import { TIMER_D_UNRELIABLE_MS, TransactionBase, type TransactionContext } from './transaction-base.js';
+import { TIMER_D_UNRELIABLE_MS, branchOfKey, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { ClientTransaction, ClientTransactionHandler, InviteClientState } from './transaction-user.js';
 import type { Destination, TransportError } from './types.js';
 
@@ -21,9 +21,9 @@ type State = Exclude<InviteClientState, 'Terminated'>;
 
 export class InviteClientTransaction extends TransactionBase<State> implements ClientTransaction {
   readonly isInvite = true;
-  /** The branch of the request's top Via, read back from the key ("branch method"). */
+  /** The branch of the request's top Via, read back from the key. */
   get branch(): string {
-    return this.id.slice(0, this.id.lastIndexOf(' '));
+    return branchOfKey(this.id) ?? '';
   }
   request: SipRequest;
   readonly destination: Destination;

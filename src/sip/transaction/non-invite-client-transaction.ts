@@ -8,7 +8,7 @@
  *          (Timer F or transport error from Trying/Proceeding --> Terminated)
  */
 import { SipResponse, type SipRequest } from '../message/message.js';
-import { TransactionBase, type TransactionContext } from './transaction-base.js';
+import { branchOfKey, TransactionBase, type TransactionContext } from './transaction-base.js';
 import type { ClientTransaction, ClientTransactionHandler, NonInviteClientState } from './transaction-user.js';
 import type { Destination, TransportError } from './types.js';
 
@@ -16,9 +16,9 @@ type State = Exclude<NonInviteClientState, 'Terminated'>;
 
 export class NonInviteClientTransaction extends TransactionBase<State> implements ClientTransaction {
   readonly isInvite = false;
-  /** The branch of the request's top Via, read back from the key ("branch method"). */
+  /** The branch of the request's top Via, read back from the key. */
   get branch(): string {
-    return this.id.slice(0, this.id.lastIndexOf(' '));
+    return branchOfKey(this.id) ?? '';
   }
   request: SipRequest;
   readonly destination: Destination;

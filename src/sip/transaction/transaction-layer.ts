@@ -246,8 +246,7 @@ export class TransactionLayer {
     void req.from;
     void req.to;
     const rfc3261 = via.isRfc3261Branch;
-    // The key is built from slices of the request's text (branch, sent-by): a
-    // copy keeps the transaction (and the map) from keeping that text for 64*T1.
+    // One flat string of its own (see clientKey()): the transaction keeps it for 64*T1.
     const id = rfc3261 ? serverKey3261(via, req.method) : serverKey2543(req, req.method, true);
     let tx: ServerTx;
     if (req.method === 'INVITE') {
